@@ -1,0 +1,1 @@
+"""aria_coordinate: the API gateway: routing, authentication, rate limits."""

@@ -1,0 +1,1 @@
+"""aria_debugger: inspect and reconfigure the live system."""

@@ -1,0 +1,1 @@
+"""aria_engine: GTPyhop-style goal-task-network planner."""

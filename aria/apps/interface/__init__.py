@@ -1,0 +1,1 @@
+"""aria_interface: data ingestion and web UI."""

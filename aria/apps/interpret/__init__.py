@@ -1,0 +1,1 @@
+"""aria_interpret: structured interpretation of data."""

@@ -1,0 +1,9 @@
+"""The Python API of aria_interpret.
+
+Until the app is built, the running API is :class:`aria.application.PlaceholderApi`: it
+answers ``status()`` and ``health()`` and says "not implemented yet".
+"""
+
+from aria.application import PlaceholderApi as Api
+
+__all__ = ["Api"]

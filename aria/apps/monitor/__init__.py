@@ -1,0 +1,1 @@
+"""aria_monitor: metrics, health and the dashboard."""

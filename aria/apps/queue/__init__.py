@@ -1,0 +1,1 @@
+"""aria_queue: durable background jobs in the spirit of Oban."""

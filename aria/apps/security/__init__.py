@@ -1,0 +1,1 @@
+"""aria_security: OpenBao secrets, per-app identities and transit encryption."""

@@ -1,0 +1,1 @@
+"""aria_storage: desync/casync-compatible content-addressed asset storage (local, S3, SFTP, HTTP)."""

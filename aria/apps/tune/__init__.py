@@ -1,0 +1,1 @@
+"""aria_tune: optimise configuration from measurements."""

@@ -1,0 +1,1 @@
+"""aria_workflow: standard operating procedures: define, validate, run durably."""

@@ -1,0 +1,103 @@
+"""Structured logging for the whole process, configured once at boot.
+
+Every line is one event with key/value context. On a terminal the console renderer draws it for
+people; anywhere else each line is a JSON object for machines. ``child`` and ``app`` are bound as
+context variables when a supervised child starts, so every line a child's tasks log carries them.
+Messages from the standard library's ``logging`` (hypercorn, asyncpg, ...) pass through the same
+processors and renderer.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+LEVELS = ("debug", "info", "warning", "error")
+FORMATS = ("auto", "console", "json")
+
+_handler: logging.Handler | None = None
+
+
+def _processors(json_output: bool) -> list[Any]:
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    if json_output:
+        # Never render local variables: they are slow to render and may hold secrets.
+        processors.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
+    return processors
+
+
+def configure(level: str = "info", format: str = "auto", stream: TextIO | None = None) -> None:
+    """Configure structlog and the standard library's logging for this process.
+
+    Args:
+        level: The lowest level written (``debug``, ``info``, ``warning``, ``error``).
+        format: ``console`` (for people), ``json`` (one object per line), or ``auto``: console when
+            ``stream`` is a terminal, JSON otherwise.
+        stream: Where lines go; standard error by default.
+
+    Raises:
+        ValueError: for an unknown level or format.
+    """
+    global _handler
+    if level not in LEVELS:
+        raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
+    if format not in FORMATS:
+        raise ValueError(f"log format {format!r} is not one of {', '.join(FORMATS)}")
+    stream = stream if stream is not None else sys.stderr
+    json_output = format == "json" or (format == "auto" and not _isatty(stream))
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_output
+        else structlog.dev.ConsoleRenderer(
+            colors=_isatty(stream), exception_formatter=structlog.dev.plain_traceback
+        )
+    )
+    shared = _processors(json_output)
+    numeric_level = getattr(logging, level.upper())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.WriteLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    _handler = logging.StreamHandler(stream)
+    _handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root.addHandler(_handler)
+    # Libraries are chatty at INFO; their warnings still come through.
+    root.setLevel(max(numeric_level, logging.WARNING))
+
+
+def reset() -> None:
+    """Undo :func:`configure` (tests use it to start from a clean slate)."""
+    global _handler
+    structlog.reset_defaults()
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        _handler = None
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,37 @@
+"""Shared fixtures: a clean environment and logging for every test, a private data directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import aria.logging
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Strip ARIA_* variables so the developer's shell cannot change a test's configuration."""
+    for name in list(os.environ):
+        if name.startswith("ARIA_"):
+            monkeypatch.delenv(name)
+    yield
+    aria.logging.reset()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A fresh node data directory (short path: unix socket paths are limited to 108 bytes)."""
+    path = tmp_path / "var"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def node_config(data_dir: Path) -> dict[str, dict[str, object]]:
+    """Config overrides for a test node: its own data directory, JSON logs."""
+    return {"node": {"data_dir": str(data_dir)}, "log": {"format": "json", "level": "warning"}}
