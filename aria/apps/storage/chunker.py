@@ -24,6 +24,7 @@ import numpy as np
 WINDOW_SIZE = 48
 
 #: casync's and desync's buzhash constants (identical in both): T[byte value].
+# fmt: off
 BUZHASH_TABLE: tuple[int, ...] = (
     0x458be752, 0xc10748cc, 0xfbbcdbb8, 0x6ded5b68, 0xb10a82b5, 0x20d75648,
     0xdfc5665f, 0xa8428801, 0x7ebf5191, 0x841135c7, 0x65cc53b3, 0x280a597c,
@@ -69,6 +70,7 @@ BUZHASH_TABLE: tuple[int, ...] = (
     0x05b21843, 0x37b45964, 0x5eff22f4, 0x6027f4cc, 0x77178b3c, 0xae507131,
     0x7bf7cabc, 0xf9c18d66, 0x593ade65, 0xd95ddf11,
 )
+# fmt: on
 
 _DEFAULT_SIZES = (16 * 1024, 64 * 1024, 256 * 1024)
 
@@ -96,9 +98,13 @@ class ChunkSizes:
         if self.min < WINDOW_SIZE:
             raise ValueError(f"chunk size min {self.min} is below the rolling-hash window of {WINDOW_SIZE}")
         if not self.min <= self.avg <= self.max:
-            raise ValueError(f"chunk sizes must satisfy min <= avg <= max; got {self.min}:{self.avg}:{self.max}")
+            raise ValueError(
+                f"chunk sizes must satisfy min <= avg <= max; got {self.min}:{self.avg}:{self.max}"
+            )
         if self.min == self.max:
-            raise ValueError(f"chunk size min and max are both {self.min}; fixed-size chunking is not compatible")
+            raise ValueError(
+                f"chunk size min and max are both {self.min}; fixed-size chunking is not compatible"
+            )
 
     @property
     def discriminator(self) -> int:

@@ -203,7 +203,7 @@ class Index:
             yield chunk
 
     def to_bytes(self) -> bytes:
-        """The index file's bytes (104 + 40 × chunks)."""
+        """The index file's bytes (104 + 40 per chunk)."""
         count = len(self.chunks)
         parts = [
             _HEADER.pack(
