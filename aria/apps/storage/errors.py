@@ -46,10 +46,12 @@ class InvalidArchive(StorageError, ValueError):
 class ChunkMissing(StorageError):
     """Raised when a store does not hold a chunk (a router then tries the next store)."""
 
-    def __init__(self, chunk_id: bytes, store: str) -> None:
+    def __init__(self, chunk_id: bytes, store: str, *, also_missing: int = 0) -> None:
         self.chunk_id = chunk_id
         self.store = store
-        super().__init__(f"chunk {chunk_id.hex()} is missing from store {store}")
+        self.also_missing = also_missing
+        more = f" (and {also_missing} more chunks)" if also_missing else ""
+        super().__init__(f"chunk {chunk_id.hex()} is missing from store {store}{more}")
 
 
 class ChunkInvalid(StorageError):
