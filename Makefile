@@ -35,6 +35,10 @@ format: $(STAMP_DEV)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Pinned third-party binaries (OpenBao HSM build, CockroachDB 22.1, desync) into vendor_bin/.
+vendor: $(STAMP_RUN)
+	$(BIN)/python -m aria.vendor
+
 bench: $(STAMP_DEV)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 

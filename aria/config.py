@@ -283,6 +283,9 @@ def _describe(
 ) -> list[str]:
     problems = []
     for item in error.errors():
+        if not item["loc"]:  # a rule across several keys
+            problems.append(f"[{section}]: {item['msg']}")
+            continue
         key = ".".join(str(part) for part in item["loc"])
         dotted = f"{section}.{key}"
         top_key = str(item["loc"][0]) if item["loc"] else ""

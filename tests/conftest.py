@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 import aria.logging
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+async def eventually(condition: Callable[[], bool], interval: float = 0.02) -> None:
+    """Wait until ``condition()`` holds, for conditions another process or thread makes true (a
+    file appearing). Callers bound the wait with ``trio.fail_after``; in-process events are awaited
+    directly instead."""
+    while not condition():  # noqa: ASYNC110 - the condition is outside trio's reach
+        await trio.sleep(interval)
 
 
 @pytest.fixture(autouse=True)

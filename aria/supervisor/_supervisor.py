@@ -713,6 +713,13 @@ class _SupervisorBase:
             "uptime": round(now - child.started_at, 3) if child.started_at is not None else None,
             "last_error": child.last_error,
         }
+        report = getattr(handle, "status", None)
+        if callable(report) and child.alive:
+            # A service's own summary (an app API's status(): health facts, "not implemented yet").
+            try:
+                entry["status"] = report()
+            except Exception as exc:
+                entry["status"] = {"error": describe_error(exc)}
         if isinstance(handle, _SupervisorBase) and child.alive:
             nested = handle.snapshot()
             entry["strategy"] = nested["strategy"]
