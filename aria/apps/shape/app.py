@@ -1,12 +1,58 @@
-"""aria_shape's place in the boot tree (a placeholder until its issue is done)."""
+"""aria_shape's place in the boot tree: a trainers supervisor, then the API worker.
 
-from aria.application import App, placeholder_children
+Children (one_for_one):
+
+* ``trainers``: a dynamic supervisor; each GRPO run is an OS-process child under it (see
+  :mod:`aria.apps.shape.training`), restarted after a crash and resuming from its checkpoint.
+* ``api``: publishes :class:`~aria.apps.shape.api.ShapeApi` under ``aria_shape``. The model is
+  loaded on first use, not at boot, so the node boots in milliseconds even before the default
+  model has been trained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from aria.application import App, AppContext
+from aria.apps.shape.settings import ShapeSection
+from aria.supervisor import ChildSpec, ChildType, DynamicSupervisor
+
+
+def build(context: AppContext) -> list[ChildSpec]:
+    # Imported here: every `aria` command imports each app.py, and these pull in torch.
+    from aria.apps.shape.api import ShapeApi
+    from aria.apps.shape.service import ShapeService
+
+    service = ShapeService(context.settings, context.data_dir)
+    holder: dict[str, DynamicSupervisor] = {}
+
+    async def run_trainers(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # A fresh supervisor per start: if this child restarts, runs it lost are started again by
+        # whoever asked (their checkpoints make that cheap).
+        holder["trainers"] = DynamicSupervisor(id="trainers", intensity=5, period=60.0)
+        await holder["trainers"].run(task_status=task_status)
+
+    async def serve(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        api = ShapeApi(service, lambda: holder.get("trainers"))
+        context.log.info(
+            "aria_shape ready; the model loads on first use", model=context.settings.model or "default"
+        )
+        task_status.started(api)
+        await trio.sleep_forever()
+
+    return [
+        ChildSpec(id="trainers", start=run_trainers, type=ChildType.SUPERVISOR),
+        ChildSpec(id="api", start=serve, name=context.app.name),
+    ]
+
 
 APP = App(
     name="aria_shape",
     layer=3,
     depends_on=("aria_data", "aria_storage", "aria_queue", "aria_engine"),
     summary="character generation with Qwen3-architecture models and GRPO training",
-    build=placeholder_children,
-    implemented=False,
+    build=build,
+    config_model=ShapeSection,
 )

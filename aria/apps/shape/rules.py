@@ -49,7 +49,7 @@ ARCHETYPE_ABILITY_LIMIT: dict[str, int] = {
     "bard": 4,
 }
 
-#: The demo planning domain: which objects each goal predicate takes.
+#: The demo planning domain: which objects each goal predicate takes (the schema enforces it).
 GOAL_OBJECTS: dict[str, tuple[str, ...]] = {
     "at": ("tavern", "forest", "castle", "harbor", "temple", "mine"),
     "has": ("sword", "map", "lantern", "key", "potion", "amulet"),
@@ -73,7 +73,6 @@ RULES: dict[str, str] = {
     "abilities.unique": "no ability twice",
     "personality.traits_unique": "no trait twice",
     "relationships.unique_names": "each relationship names someone else, once",
-    "goals.object_kind": "each goal's object suits its predicate",
     "goals.unique": "no goal twice",
     "appearance.avatar_matches_height": "the avatar's height weight matches the described height",
 }
@@ -177,15 +176,6 @@ def rule_violations(character: dict[str, Any]) -> list[Violation]:
     goals_seen: set[tuple[str, str]] = set()
     for index, goal in enumerate(character["goals"]):
         predicate, target = goal["predicate"], goal["object"]
-        if target not in GOAL_OBJECTS[predicate]:
-            found.append(
-                Violation(
-                    "goals.object_kind",
-                    f"goals.{index}",
-                    f"{predicate}({target}) is meaningless; "
-                    f"{predicate} takes: {', '.join(GOAL_OBJECTS[predicate])}",
-                )
-            )
         if (predicate, target) in goals_seen:
             found.append(Violation("goals.unique", f"goals.{index}", f"{predicate}({target}) appears twice"))
         goals_seen.add((predicate, target))
@@ -211,7 +201,8 @@ def repair(character: dict[str, Any], locked: Collection[str] = ()) -> dict[str,
     Fixes only by clamping, dropping or deduplicating (never by inventing text): ages are clamped to
     the species' range, the highest stats lowered until the budget fits, disallowed, surplus and
     duplicate abilities, traits, relationships and goals dropped, and the descriptive height made to
-    follow the avatar. Top-level fields in ``locked`` (the caller's constraints) are never changed.
+    follow the avatar. Only a clash with ``locked`` (an age outside the locked species' range) is
+    beyond repair. Top-level fields in ``locked`` (the caller's constraints) are never changed.
     """
     fixed = copy.deepcopy(character)
     violated = {violation.rule for violation in rule_violations(fixed)}
@@ -248,14 +239,8 @@ def repair(character: dict[str, Any], locked: Collection[str] = ()) -> dict[str,
                 kept_relations.append(relation)
                 names.add(relation["name"])
         fixed["relationships"] = kept_relations
-    if violated & {"goals.object_kind", "goals.unique"}:
-        goals: list[dict[str, str]] = []
-        for goal in fixed["goals"]:
-            if goal["object"] in GOAL_OBJECTS[goal["predicate"]] and goal not in goals:
-                goals.append(goal)
-        if not goals:
-            return None
-        fixed["goals"] = goals
+    if "goals.unique" in violated:
+        fixed["goals"] = [goal for i, goal in enumerate(fixed["goals"]) if goal not in fixed["goals"][:i]]
     if "appearance.avatar_matches_height" in violated:
         weight = fixed["appearance"]["avatar"]["height"]
         fixed["appearance"]["height"] = "short" if weight < 0.35 else "tall" if weight > 0.65 else "average"
