@@ -1,12 +1,65 @@
-"""aria_storage's place in the boot tree (a placeholder until its issue is done)."""
+"""aria_storage's place in the boot tree: its configured store, and optionally a chunk server.
 
-from aria.application import App, placeholder_children
+One worker, ``api``: it opens the default store (``[storage] store``, by default ``chunks/`` in the
+app's data directory, with the optional local cache in front), starts the HTTP chunk server on it if
+``[storage] chunk_server`` is set, then publishes :class:`StorageApi` under ``aria_storage``. If the
+store cannot be opened (an unreachable S3 endpoint, a refused SFTP login) the start fails with that
+error; if the worker crashes later, the app supervisor (one_for_one) restarts it and callers of
+``aria.whereis("aria_storage")`` wait meanwhile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from aria.application import App, AppContext
+from aria.apps.storage.settings import StorageSection
+from aria.supervisor import ChildSpec
+
+
+def build(context: AppContext) -> list[ChildSpec]:
+    # Imported here: loading the config imports every app.py, and numpy need not come with it.
+    from aria.apps.storage.api import StorageApi
+    from aria.apps.storage.chunk_server import serve_chunks
+    from aria.apps.storage.format import Digest
+    from aria.apps.storage.stores import StoreOptions, open_store
+
+    settings: StorageSection = context.settings
+    location = settings.store_location(context.data_dir)
+    options = StoreOptions(compressed=not settings.uncompressed)
+
+    async def serve(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with (
+            open_store(location, cache=settings.cache or None, options=options) as store,
+            trio.open_nursery() as nursery,
+        ):
+            address = None
+            if settings.chunk_server:
+                address = await nursery.start(
+                    lambda task_status: serve_chunks(
+                        store,
+                        settings.chunk_server,
+                        writable=settings.chunk_server_writable,
+                        compressed=not settings.uncompressed,
+                        digest=Digest.parse(settings.digest),
+                        task_status=task_status,
+                    )
+                )
+            api = StorageApi(store, settings, chunk_server=address)
+            context.log.info("storage ready", store=store.location, chunk_server=address)
+            task_status.started(api)
+            await trio.sleep_forever()
+
+    return [ChildSpec(id="api", start=serve, name=context.app.name)]
+
 
 APP = App(
     name="aria_storage",
     layer=2,
     depends_on=("aria_data",),
     summary="desync/casync-compatible content-addressed asset storage (local, S3, SFTP, HTTP)",
-    build=placeholder_children,
-    implemented=False,
+    build=build,
+    config_model=StorageSection,
 )
