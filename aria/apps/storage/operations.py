@@ -14,6 +14,7 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trio
@@ -28,7 +29,7 @@ from aria.apps.storage.format import (
     IndexChunk,
     read_index,
 )
-from aria.apps.storage.pipeline import Progress, default_concurrency, map_ordered
+from aria.apps.storage.pipeline import Progress, default_concurrency, map_ordered, single_errors
 from aria.apps.storage.stores import LocalStore, StorageProblem, Store
 
 #: Bytes read and scanned per job by ``make``.
@@ -75,9 +76,17 @@ class CacheStats:
     copied: int = 0
 
 
-async def _items(iterable: Iterable[object]) -> AsyncIterator[object]:
-    for item in iterable:
-        yield item
+class _items(AsyncIterator[Any]):
+    """An iterable as an async iterator (a class: an async generator abandoned mid-way warns)."""
+
+    def __init__(self, iterable: Iterable[Any]) -> None:
+        self._iterator = iter(iterable)
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            raise StopAsyncIteration from None
 
 
 def _open_regular(path: Path) -> tuple[int, int]:
@@ -186,12 +195,13 @@ async def make(
         return batch_ids
 
     try:
-        async with trio.open_nursery() as nursery:
-            blocks = map_ordered(nursery, _items(range(0, size, READ_BLOCK)), scan_job, jobs)
-            batches_in, batches_out = trio.open_memory_channel[list[Chunk]](0)
-            nursery.start_soon(cut, blocks, batches_in)
-            async for batch_ids in map_ordered(nursery, batches_out, store_job, jobs):
-                ids.extend(batch_ids)
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                blocks = map_ordered(nursery, _items(range(0, size, READ_BLOCK)), scan_job, jobs)
+                batches_in, batches_out = trio.open_memory_channel[list[Chunk]](0)
+                nursery.start_soon(cut, blocks, batches_in)
+                async for batch_ids in map_ordered(nursery, batches_out, store_job, jobs):
+                    ids.extend(batch_ids)
     finally:
         os.close(fd)
     flags = BLOB_INDEX_FLAGS if digest is Digest.SHA512_256 else BLOB_INDEX_FLAGS & ~FLAG_SHA512_256
@@ -391,9 +401,10 @@ async def _write_output(
                     progress.advance(sizes_of[chunk_id] * len(places[chunk_id]))
                 continue
             work.append(chunk_id)
-        async with trio.open_nursery() as nursery:
-            async for _ in map_ordered(nursery, _items(_batches(work, sizes_of)), job, jobs):
-                pass
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                async for _ in map_ordered(nursery, _items(_batches(work, sizes_of)), job, jobs):
+                    pass
         if missing:
             location = store.location if store else "(none given)"
             raise ChunkMissing(missing[0], location, also_missing=len(missing) - 1)
@@ -469,11 +480,12 @@ async def cat(
         return data[max(offset - chunk.start, 0) : min(stop, chunk.end) - chunk.start]
 
     written = 0
-    async with trio.open_nursery() as nursery:
-        pieces = map_ordered(nursery, _items(index.chunks_in_range(offset, stop - offset)), fetch, jobs)
-        async for piece in pieces:
-            await sink(piece)
-            written += len(piece)
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            pieces = map_ordered(nursery, _items(index.chunks_in_range(offset, stop - offset)), fetch, jobs)
+            async for piece in pieces:
+                await sink(piece)
+                written += len(piece)
     return written
 
 
@@ -541,9 +553,10 @@ async def chop(
         if size != index.length:
             raise ContentMismatch(f"{path} is {size} bytes but its index describes {index.length} bytes")
         batches = [numbered[i : i + 64] for i in range(0, len(numbered), 64)]
-        async with trio.open_nursery() as nursery:
-            async for _ in map_ordered(nursery, _items(batches), job, jobs):
-                pass
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                async for _ in map_ordered(nursery, _items(batches), job, jobs):
+                    pass
     finally:
         os.close(fd)
     return written
@@ -582,10 +595,11 @@ async def verify(
         if progress is not None:
             progress.advance(len(batch))
 
-    async with trio.open_nursery() as nursery:
-        batches = [chunk_ids[i : i + 64] for i in range(0, len(chunk_ids), 64)]
-        async for _ in map_ordered(nursery, _items(batches), job, jobs):
-            pass
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            batches = [chunk_ids[i : i + 64] for i in range(0, len(chunk_ids), 64)]
+            async for _ in map_ordered(nursery, _items(batches), job, jobs):
+                pass
     if repair:
         for error in report.invalid:
             await store.remove_chunk(error.chunk_id)
@@ -686,10 +700,11 @@ async def cache_chunks(
         if progress is not None:
             progress.advance(len(batch))
 
-    async with trio.open_nursery() as nursery:
-        batches = [ids[i : i + 64] for i in range(0, len(ids), 64)]
-        async for _ in map_ordered(nursery, _items(batches), job, jobs):
-            pass
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            batches = [ids[i : i + 64] for i in range(0, len(ids), 64)]
+            async for _ in map_ordered(nursery, _items(batches), job, jobs):
+                pass
     if missing:
         raise ChunkMissing(missing[0], source.location, also_missing=len(missing) - 1)
     return stats

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TextIO, TypeVar
 
 import trio
@@ -120,3 +121,32 @@ class Progress:
             self._draw(time.monotonic())
             self._stream.write("\n")
             self._stream.flush()
+
+
+@contextmanager
+def single_errors() -> Iterator[None]:
+    """Re-raise an exception group from a pipeline's nursery as its most telling single exception.
+
+    Nurseries wrap whatever crosses them in exception groups, but a caller of an operation wants the
+    error itself (``ChunkMissing``, not a group holding it). The first exception that is not a
+    cancellation is raised (a ``KeyboardInterrupt`` or ``SystemExit`` first of all); when several
+    jobs failed, a note says how many more there were.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        urgent = [e for e in leaves if isinstance(e, KeyboardInterrupt | SystemExit)]
+        real = urgent or [e for e in leaves if not isinstance(e, trio.Cancelled)] or leaves
+        first = real[0]
+        if len(real) > 1:
+            first.add_note(f"({len(real) - 1} more concurrent errors)")
+        raise first  # noqa: B904 - the leaf keeps its own __cause__; the group is its context
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error

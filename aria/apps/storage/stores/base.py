@@ -10,8 +10,7 @@ does nothing, which is what makes ``make`` and ``cache`` resumable.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 
 import trio
@@ -184,27 +183,3 @@ class StorageProblem:
 
     def __repr__(self) -> str:
         return f"<StorageProblem {self.error}>"
-
-
-@contextmanager
-def single_errors() -> Iterator[None]:
-    """Re-raise an exception group holding one exception as that exception.
-
-    trio-asyncio's loop runs a nursery, which wraps whatever crosses it (even an error raised in the
-    caller's ``async with`` body) in an exception group; callers of a store expect the error itself.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        if len(leaves) == 1:
-            raise leaves[0]  # noqa: B904 - the leaf keeps its own __cause__; the group is context
-        raise
-
-
-def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            yield from _leaves(error)
-        else:
-            yield error

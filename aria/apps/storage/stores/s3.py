@@ -23,7 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from aria.apps.storage.errors import ChunkMissing, StoreFailure, StoreURLError
 from aria.apps.storage.format import Digest, chunk_relative_path
-from aria.apps.storage.stores.base import Store, single_errors
+from aria.apps.storage.pipeline import single_errors
+from aria.apps.storage.stores.base import Store
 
 R = TypeVar("R")
 _KEY = re.compile(r"(?:^|/)([0-9a-f]{4})/(\1[0-9a-f]{60})(\.cacnk)?$")

@@ -21,7 +21,8 @@ import trio_asyncio
 
 from aria.apps.storage.errors import ChunkMissing, StoreFailure, StoreURLError
 from aria.apps.storage.format import CHUNK_EXTENSION, Digest
-from aria.apps.storage.stores.base import Store, single_errors
+from aria.apps.storage.pipeline import single_errors
+from aria.apps.storage.stores.base import Store
 from aria.apps.storage.stores.local import TEMP_PREFIX
 
 R = TypeVar("R")
