@@ -139,7 +139,7 @@ class CheckpointStore:
                     f"checkpoint {path} does not fit the model: missing {missing}, unexpected {unexpected}"
                 )
             _load_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise TrainingFailed(f"cannot load checkpoint {path}: {exc}") from exc
         return state
 
@@ -258,7 +258,7 @@ class GRPOTrainer:
         }
         state = {
             "rewards": reward_state,
-            "history": [r.to_dict() for r in self.history],
+            "history": [asdict(r) for r in self.history],
             "config": asdict(self.config),
         }
         path = self.checkpoints.save(self.step, self.model, self.optimizer, state)
