@@ -38,6 +38,15 @@ def blob1_store(desync_data: Path, tmp_path: Path) -> Path:
     return copy
 
 
+def overwrite_start(path: Path, data: bytes) -> None:
+    with open(path, "r+b") as handle:
+        handle.write(data)
+
+
+def names_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
 def random_file(path: Path, size: int, seed: int) -> bytes:
     data = random.Random(seed).randbytes(size)
     path.write_bytes(data)
@@ -154,8 +163,7 @@ class TestExtract:
         """A seed whose bytes changed since its index was made is re-hashed, and the store used."""
         shutil.copy(desync_data / "blob1", tmp_path / "seed")
         shutil.copy(desync_data / "blob1.caibx", tmp_path / "seed.caibx")
-        with open(tmp_path / "seed", "r+b") as handle:
-            handle.write(b"\xff" * 20000)
+        overwrite_start(tmp_path / "seed", b"\xff" * 20000)
         stats = await operations.extract(
             read_index(desync_data / "blob1.caibx"),
             tmp_path / "out",
@@ -175,7 +183,7 @@ class TestExtract:
         with pytest.raises(ChunkMissing, match=f"is missing from store {location} \\(and 6 more chunks\\)"):
             await operations.extract(index, out, LocalStore(location), seed_output=False)
         assert out.read_bytes() == b"precious"
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+        assert names_in(tmp_path) == ["out"]
 
     async def test_a_corrupt_chunk_is_an_error_naming_it_and_the_store(
         self, desync_data: Path, blob1_store: Path, tmp_path: Path
