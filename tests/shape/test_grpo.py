@@ -266,3 +266,33 @@ class TestSupervisedRun:
         assert [m["step"] for m in read_metrics(run_dir)] == [1, 2, 3, 4, 5, 6]
         status = run_status(run_dir)
         assert status["done_steps"] == 6 and status["checkpoints"] == [5, 6] and status["model"] is not None
+
+
+class TestPlannable:
+    def test_the_share_of_goals_the_planner_can_reach(self) -> None:
+        import random
+
+        from aria.apps.shape import corpus
+        from aria.apps.shape.rewards import PlannableReward
+
+        class NoMonsters:
+            """A planner for a world without monsters: nothing can be defeated."""
+
+            def plannable(self, character: dict[str, Any], goal: dict[str, str]) -> bool:
+                return goal["predicate"] != "defeated"
+
+        character = corpus.random_character(random.Random(2))
+        character["goals"] = [
+            {"predicate": "at", "object": "mine"},
+            {"predicate": "defeated", "object": "troll"},
+        ]
+        completions = [Completion(None, json.dumps(character), [1], True), Completion(None, "{", [1], True)]
+        assert PlannableReward(NoMonsters())(completions) == [0.5, 0.0]
+
+    def test_without_aria_engines_planner_the_reward_says_so(self) -> None:
+        from aria.apps.engine import api as engine_api
+
+        if hasattr(engine_api, "character_goal_planner"):
+            pytest.skip("aria_engine provides the planner now")
+        with pytest.raises(ValueError, match="'plannable' reward needs aria_engine's planner"):
+            make_rewards("validity,plannable")

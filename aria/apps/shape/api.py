@@ -29,6 +29,7 @@ from aria.apps.shape.errors import (
     TrainingFailed,
 )
 from aria.apps.shape.generator import GeneratedCharacter
+from aria.apps.shape.rewards import make_rewards
 from aria.apps.shape.rules import RULES, Violation, validate
 from aria.apps.shape.schema import SCHEMA_VERSION, character_schema
 from aria.apps.shape.service import ShapeService
@@ -152,6 +153,7 @@ class ShapeApi:
             raise ValueError(f"steps must be at least 1, not {steps}")
         name = run or f"run-{secrets.token_hex(4)}"
         settings = self.service.settings
+        make_rewards(rewards, diversity_window=settings.grpo_diversity_window)  # before any model work
         model = await trio.to_thread.run_sync(self.service.model_name, limiter=self._limiter)
         run_dir = prepare_run(
             self.service.runs_dir,

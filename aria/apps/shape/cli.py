@@ -150,6 +150,7 @@ def train(rewards: str, steps: int, run_name: str | None, seed: int, config_file
     import secrets
 
     from aria.apps.shape.errors import ShapeError
+    from aria.apps.shape.rewards import make_rewards
     from aria.apps.shape.service import ShapeService
     from aria.apps.shape.training import grpo_settings, prepare_run, run_status
 
@@ -160,6 +161,7 @@ def train(rewards: str, steps: int, run_name: str | None, seed: int, config_file
     if steps < 1:
         _fail("train", ValueError(f"--steps must be at least 1, not {steps}"))
     try:
+        make_rewards(rewards, diversity_window=settings.grpo_diversity_window)  # before any model work
         run_dir = prepare_run(
             service.runs_dir,
             name,
