@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import trio
 
-from aria.apps.storage.chunker import BoundaryWalker, ChunkSizes, find_candidates
 from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, ContentMismatch, InvalidIndex, StorageError
 from aria.apps.storage.format import (
     BLOB_INDEX_FLAGS,
@@ -30,6 +28,7 @@ from aria.apps.storage.format import (
     read_index,
 )
 from aria.apps.storage.pipeline import Progress, default_concurrency, map_ordered, single_errors
+from aria.apps.storage.sizes import ChunkSizes
 from aria.apps.storage.stores import LocalStore, StorageProblem, Store
 
 #: Bytes read and scanned per job by ``make``.
@@ -132,6 +131,9 @@ async def make(
         StorageError: if the file cannot be read, is not a regular file, or shrinks while read.
         StoreFailure: if the store fails.
     """
+    # The chunker brings numpy; extract and the other verbs start faster without it.
+    from aria.apps.storage.chunker import BoundaryWalker, find_candidates
+
     sizes = sizes or ChunkSizes()
     jobs = concurrency or default_concurrency()
     path = Path(source)
@@ -142,7 +144,7 @@ async def make(
     stats = MakeStats(size=size)
     seen: set[bytes] = set()
 
-    def scan(offset: int) -> tuple[int, memoryview, np.ndarray]:
+    def scan(offset: int) -> tuple[int, memoryview, Any]:
         lookback = min(offset, 47)
         wanted = min(READ_BLOCK, size - offset)
         data = os.pread(fd, wanted + lookback, offset - lookback)
@@ -151,7 +153,7 @@ async def make(
         found = find_candidates(data, offset - lookback, discriminator)
         return offset, memoryview(data)[lookback:], found[found > offset]
 
-    async def scan_job(offset: int) -> tuple[int, memoryview, np.ndarray]:
+    async def scan_job(offset: int) -> tuple[int, memoryview, Any]:
         return await trio.to_thread.run_sync(scan, offset)
 
     async def cut(blocks: trio.MemoryReceiveChannel, batches: trio.MemorySendChannel) -> None:
@@ -410,10 +412,8 @@ async def _write_output(
             raise ChunkMissing(missing[0], location, also_missing=len(missing) - 1)
 
     def finish() -> None:
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # No fsync, like desync and casync: the rename keeps readers from seeing a partial file.
+        os.close(fd)
         os.replace(temporary, output)
 
     try:
