@@ -70,6 +70,7 @@ class ShapeApi:
         self._trainers = trainers
         self._limiter = trio.CapacityLimiter(1)
         self._progress: dict[str, dict[str, Any]] = {}
+        self._finished: dict[str, trio.Event] = {}
         self._log = structlog.get_logger("aria_shape")
 
     def status(self) -> dict[str, Any]:
@@ -166,6 +167,7 @@ class ShapeApi:
             diversity_window=settings.grpo_diversity_window,
         )
         self._progress[name] = {"state": "starting", "step": 0, "steps": steps}
+        self._finished[name] = trio.Event()
         await trainers.start_child(training_child(run_dir, id=f"grpo-{name}", on_line=self._on_line(name)))
         return name
 
@@ -183,8 +185,21 @@ class ShapeApi:
                 entry.update(state="training", step=event["step"], reward=event["reward"], kl=event["kl"])
             elif kind in ("done", "interrupted", "started"):
                 entry["state"] = {"started": "training"}.get(kind, kind)
+            if kind == "done" and name in self._finished:
+                self._finished[name].set()
 
         return on_line
+
+    async def wait_for_training(self, run: str) -> dict[str, Any]:
+        """Wait until a run started by this handle has finished; return its :meth:`training_status`.
+
+        Raises:
+            ValueError: if this handle did not start ``run``.
+        """
+        if run not in self._finished:
+            raise ValueError(f"training run {run!r} was not started by this node")
+        await self._finished[run].wait()
+        return await self.training_status(run)
 
     async def training_status(self, run: str) -> dict[str, Any]:
         """A run's target and reached steps, last reward, checkpoints and final model (if done).
