@@ -467,6 +467,45 @@ async def _chunk_server(
         )
 
 
+@cli.command()
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("target", type=click.Path(file_okay=False))
+@_STORE
+@_CACHE
+@_CONCURRENCY
+@_UNCOMPRESSED
+def untar(
+    archive: str,
+    target: str,
+    stores: tuple[str, ...],
+    cache: str | None,
+    concurrency: int | None,
+    uncompressed: bool,
+) -> None:
+    """Unpack a .catar ARCHIVE, or a .caidx index of one (with -s STORE), into the TARGET directory."""
+    _untar(archive, target, stores, cache, concurrency, uncompressed)
+
+
+@_run("untar")
+async def _untar(
+    archive: str,
+    target: str,
+    stores: tuple[str, ...],
+    cache: str | None,
+    concurrency: int | None,
+    uncompressed: bool,
+) -> None:
+    from aria.apps.storage import operations
+    from aria.apps.storage.stores import open_stores
+
+    if stores:
+        async with open_stores(stores, cache=cache, options=_options(uncompressed)) as store:
+            created = await operations.untar(archive, target, store, concurrency=concurrency)
+    else:
+        created = await operations.untar(archive, target, None, concurrency=concurrency)
+    click.echo(f"{created} entries unpacked into {target}", err=True)
+
+
 @cli.command("list-chunks")
 @click.argument("index", type=click.Path(dir_okay=False))
 def list_chunks(index: str) -> None:

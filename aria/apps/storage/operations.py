@@ -710,6 +710,55 @@ async def cache_chunks(
     return stats
 
 
+async def untar(
+    archive: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    store: Store | None = None,
+    *,
+    concurrency: int | None = None,
+) -> int:
+    """Unpack a ``.catar`` archive, or a ``.caidx`` index of one (chunks from ``store``), into ``target``.
+
+    An index is first extracted to a temporary file beside ``target`` (streamed, so memory stays
+    flat), then unpacked; the temporary file is removed either way.
+
+    Returns:
+        The number of entries created.
+
+    Raises:
+        InvalidArchive, InvalidIndex: for a malformed archive or index.
+        ValueError: for an index without a store.
+    """
+    from aria.apps.storage.catar import untar as unpack
+
+    archive = Path(archive)
+    target = Path(target)
+    if not await trio.to_thread.run_sync(_looks_like_index, archive):
+
+        def from_file() -> int:
+            try:
+                with open(archive, "rb") as stream:
+                    return unpack(stream, target, str(archive))
+            except OSError as exc:
+                raise StorageError(f"cannot read {str(archive)!r}: {exc.strerror or exc}") from exc
+
+        return await trio.to_thread.run_sync(from_file)
+    if store is None:
+        raise ValueError(f"{archive} is an index: unpacking it needs a store (-s STORE)")
+    index = await trio.to_thread.run_sync(read_index, archive)
+    temporary = target.parent / f".{target.name}.catar-{secrets.token_hex(6)}"
+    try:
+        await extract(index, temporary, store, seed_output=False, concurrency=concurrency)
+
+        def from_temporary() -> int:
+            with open(temporary, "rb") as stream:
+                return unpack(stream, target, str(archive))
+
+        return await trio.to_thread.run_sync(from_temporary)
+    finally:
+        await trio.to_thread.run_sync(lambda: temporary.unlink(missing_ok=True))
+
+
 def load_index(path: str | os.PathLike[str]) -> Index:
     """Read an index file (blocking; errors name the file)."""
     return read_index(path)
@@ -730,5 +779,6 @@ __all__ = [
     "make",
     "prune",
     "read_range",
+    "untar",
     "verify",
 ]

@@ -1,0 +1,260 @@
+"""Reading and unpacking ``.catar`` archives (casync's directory-tree format), also via ``.caidx``.
+
+A catar is the root directory's *entry*: an ENTRY record (feature flags, mode, chattr flags, uid,
+gid, mtime in ns), optional metadata records (user and group names, xattrs, ACLs, fcaps, SELinux
+label), then exactly one of a PAYLOAD (a regular file), a SYMLINK, a DEVICE, or, for a directory,
+its children in name order (each a FILENAME record then the child's own entry) ended by a GOODBYE
+lookup table. Every record starts with ``(u64 size, u64 type)``; ``size`` includes those 16 bytes.
+
+:func:`read_catar` walks an archive from a binary file object without loading payloads;
+:func:`untar` recreates the tree on disk. Names that would escape the target (``..``, ``/``) are
+refused, as is any record out of place; each error names the archive and the byte offset.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from aria.apps.storage.errors import InvalidArchive
+
+ENTRY = 0x1396FABCEA5BBB51
+USER = 0xF453131AAEEACCB3
+GROUP = 0x25EB6AC969396A52
+XATTR = 0xB8157091F80BC486
+ACL_USER = 0x297DC88B2EF12FAF
+ACL_GROUP = 0x36F2ACB56CB3DD0B
+ACL_GROUP_OBJ = 0x23047110441F38F3
+ACL_DEFAULT = 0xFE3EEDA6823C8CD0
+ACL_DEFAULT_USER = 0xBDF03DF9BD010A91
+ACL_DEFAULT_GROUP = 0xA0CB1168782D1F51
+FCAPS = 0xF7267DB0AFED0629
+QUOTA_PROJID = 0x161BAF2D8772A72B
+SELINUX = 0x46FAF0602FD26C59
+SYMLINK = 0x664A6FB6830E0D6C
+DEVICE = 0xAC3DACE369DFE643
+PAYLOAD = 0x8B9E1D93D6DCFFC9
+FILENAME = 0x6DBB6EBCB3161F0B
+GOODBYE = 0xDFD35C5E8327C403
+GOODBYE_TAIL_MARKER = 0x57446FA533702943
+
+_METADATA = {USER, GROUP, XATTR, ACL_USER, ACL_GROUP, ACL_GROUP_OBJ, ACL_DEFAULT, ACL_DEFAULT_USER}
+_METADATA |= {ACL_DEFAULT_GROUP, FCAPS, QUOTA_PROJID, SELINUX}
+_HEADER = struct.Struct("<QQ")
+_ENTRY_BODY = struct.Struct("<6Q")
+_COPY_BLOCK = 1 << 20
+#: Bounds for records that are read into memory (names, metadata, GOODBYE tables).
+_MAX_SMALL_RECORD = 16 << 20
+
+
+@dataclass
+class Entry:
+    """One file system object of an archive, as read (payloads are not loaded: see ``payload_*``)."""
+
+    path: str
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    feature_flags: int = 0
+    user: str = ""
+    group: str = ""
+    xattrs: dict[bytes, bytes] = field(default_factory=dict)
+    symlink_target: str | None = None
+    device: tuple[int, int] | None = None
+    payload_offset: int = 0
+    payload_size: int = 0
+
+    @property
+    def kind(self) -> str:
+        if stat.S_ISDIR(self.mode):
+            return "directory"
+        if stat.S_ISREG(self.mode):
+            return "file"
+        if stat.S_ISLNK(self.mode):
+            return "symlink"
+        return "special"
+
+
+class _Reader:
+    def __init__(self, stream: BinaryIO, source: str) -> None:
+        self.stream = stream
+        self.source = source
+        self.offset = 0
+
+    def fail(self, problem: str, offset: int | None = None) -> InvalidArchive:
+        return InvalidArchive(self.source, self.offset if offset is None else offset, problem)
+
+    def exact(self, size: int) -> bytes:
+        data = self.stream.read(size)
+        if len(data) != size:
+            raise self.fail(f"truncated: wanted {size} bytes, the archive ends after {len(data)}")
+        self.offset += size
+        return data
+
+    def header(self) -> tuple[int, int, int]:
+        start = self.offset
+        size, kind = _HEADER.unpack(self.exact(16))
+        if size < 16:
+            raise self.fail(f"record size {size} is smaller than its header", start)
+        return start, size, kind
+
+    def body(self, size: int, start: int) -> bytes:
+        if size - 16 > _MAX_SMALL_RECORD:
+            raise self.fail(f"record of {size} bytes is implausibly large", start)
+        return self.exact(size - 16)
+
+    def skip(self, count: int) -> None:
+        self.stream.seek(count, os.SEEK_CUR)
+        self.offset += count
+
+
+def _text(data: bytes, reader: _Reader, start: int) -> str:
+    if not data.endswith(b"\0"):
+        raise reader.fail("a name is not NUL-terminated", start)
+    try:
+        return data[:-1].decode()
+    except UnicodeDecodeError:
+        return data[:-1].decode("utf-8", "surrogateescape")
+
+
+def read_catar(stream: BinaryIO, source: str = "archive") -> Iterator[Entry]:
+    """Every entry of the archive in archive order (a directory before its children).
+
+    The stream must be seekable; payloads are skipped, their offset and size recorded.
+
+    Raises:
+        InvalidArchive: for truncation, unknown or misplaced records, bad names or a bad GOODBYE.
+    """
+    reader = _Reader(stream, source)
+    yield from _entry(reader, "")
+    trailing = stream.read(1)
+    if trailing:
+        raise reader.fail("unexpected bytes after the root directory's GOODBYE")
+
+
+def _entry(reader: _Reader, path: str) -> Iterator[Entry]:
+    start, size, kind = reader.header()
+    if kind != ENTRY:
+        raise reader.fail(f"expected an ENTRY record, found type {kind:#018x}", start)
+    if size != 16 + _ENTRY_BODY.size:
+        raise reader.fail(f"an ENTRY record is {16 + _ENTRY_BODY.size} bytes, this one says {size}", start)
+    flags, mode, _chattr, uid, gid, mtime = _ENTRY_BODY.unpack(reader.exact(_ENTRY_BODY.size))
+    entry = Entry(path or ".", mode, uid, gid, mtime, feature_flags=flags)
+    while True:
+        start, size, kind = reader.header()
+        if kind in _METADATA:
+            body = reader.body(size, start)
+            if kind == USER:
+                entry.user = _text(body, reader, start)
+            elif kind == GROUP:
+                entry.group = _text(body, reader, start)
+            elif kind == XATTR:
+                name, _, value = body.partition(b"\0")
+                entry.xattrs[name] = value[:-1] if value.endswith(b"\0") else value
+            continue
+        break
+    if kind == PAYLOAD:
+        if not stat.S_ISREG(mode):
+            raise reader.fail("a PAYLOAD record for an entry that is not a regular file", start)
+        entry.payload_offset = reader.offset
+        entry.payload_size = size - 16
+        reader.skip(size - 16)
+        yield entry
+    elif kind == SYMLINK:
+        entry.symlink_target = _text(reader.body(size, start), reader, start)
+        yield entry
+    elif kind == DEVICE:
+        major, minor = struct.unpack("<QQ", reader.body(size, start))
+        entry.device = (major, minor)
+        yield entry
+    elif kind in (FILENAME, GOODBYE):
+        if not stat.S_ISDIR(mode):
+            raise reader.fail(f"children under {entry.path}, which is not a directory", start)
+        yield entry
+        previous = ""
+        while kind == FILENAME:
+            name = _text(reader.body(size, start), reader, start)
+            if not name or name in (".", "..") or "/" in name:
+                raise reader.fail(f"unsafe file name {name!r}", start)
+            if previous and name.encode("utf-8", "surrogateescape") <= previous.encode(
+                "utf-8", "surrogateescape"
+            ):
+                raise reader.fail(f"file name {name!r} in {entry.path} is out of order or repeated", start)
+            previous = name
+            yield from _entry(reader, f"{path}/{name}" if path else name)
+            start, size, kind = reader.header()
+        if kind != GOODBYE:
+            raise reader.fail(f"expected FILENAME or GOODBYE in {entry.path}, found type {kind:#018x}", start)
+        table = reader.body(size, start)
+        if (
+            len(table) < 24
+            or len(table) % 24
+            or struct.unpack_from("<Q", table, len(table) - 8)[0] != (GOODBYE_TAIL_MARKER)
+        ):
+            raise reader.fail(f"the GOODBYE record of {entry.path} has no valid tail", start)
+    elif stat.S_ISDIR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        raise reader.fail(f"unexpected record type {kind:#018x} in {entry.path}", start)
+    else:
+        raise reader.fail(f"unexpected record type {kind:#018x} in {entry.path}", start)
+
+
+def untar(stream: BinaryIO, target: str | os.PathLike[str], source: str = "archive") -> int:
+    """Recreate the archive's tree under ``target`` (created if missing). Blocking.
+
+    Regular files, directories and symlinks are created with their mode and mtime; ownership is
+    applied when running as root. Device nodes, FIFOs and sockets are skipped (they need
+    privileges and are rarely what an asset archive holds).
+
+    Returns:
+        The number of entries created.
+
+    Raises:
+        InvalidArchive: as :func:`read_catar`; what was written before the fault stays.
+    """
+    root = Path(target)
+    root.mkdir(parents=True, exist_ok=True)
+    directories: list[tuple[Path, Entry]] = []
+    created = 0
+    as_root = os.geteuid() == 0
+    for entry in list(read_catar(stream, source)):
+        path = root if entry.path == "." else root / entry.path
+        if path != root and path.is_symlink():
+            path.unlink()  # never write through a link, whatever was there before
+        if entry.kind == "directory":
+            path.mkdir(exist_ok=True)
+            directories.append((path, entry))
+        elif entry.kind == "file":
+            with open(path, "wb") as out:
+                stream.seek(entry.payload_offset)
+                remaining = entry.payload_size
+                while remaining:
+                    block = stream.read(min(_COPY_BLOCK, remaining))
+                    if not block:
+                        raise InvalidArchive(
+                            source, entry.payload_offset, f"payload of {entry.path} is truncated"
+                        )
+                    out.write(block)
+                    remaining -= len(block)
+            os.chmod(path, stat.S_IMODE(entry.mode))
+            os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+        elif entry.kind == "symlink":
+            assert entry.symlink_target is not None
+            if path.exists():
+                path.unlink()
+            os.symlink(entry.symlink_target, path)
+            os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        else:
+            continue
+        if as_root:
+            os.lchown(path, entry.uid, entry.gid)
+        created += 1
+    for path, entry in reversed(directories):  # after their children, which touch their mtimes
+        os.chmod(path, stat.S_IMODE(entry.mode))
+        os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+    return created
