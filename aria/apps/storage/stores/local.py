@@ -66,15 +66,16 @@ class LocalStore(Store):
         temporary = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
             try:
-                handle = open(temporary, "xb")  # noqa: SIM115 - closed below, before the rename
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileNotFoundError:
                 directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-                handle = open(temporary, "xb")  # noqa: SIM115
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                handle.write(encoded)
+                view = memoryview(encoded)
+                while view:
+                    view = view[os.write(fd, view) :]
             finally:
-                handle.close()
-            os.chmod(temporary, 0o644)
+                os.close(fd)
             os.replace(temporary, path)
         except OSError as exc:
             try:
