@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,58 @@ class TestBadInput:
     def test_every_verb_has_help(self, verb: str) -> None:
         code, out, _ = run(verb, "--help")
         assert code == 0 and f"storage {verb} [OPTIONS]" in out
+
+
+class TestChunkServerCommand:
+    async def test_serves_a_store_until_stopped(self, desync_data: Path) -> None:
+        import socket
+        import sys
+
+        import httpx
+        import trio
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [
+            sys.executable,
+            "-m",
+            "aria.cli",
+            "storage",
+            "chunk-server",
+            "-s",
+            str(desync_data / "blob1.store"),
+        ]
+        chunk = "686d5bf0fe02c431327829269ee90938d56921f01d0583f4fe94f1cd98c82cd8"
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(
+                functools.partial(
+                    trio.run_process,
+                    [*command, "--listen", f"127.0.0.1:{port}"],
+                    stderr=subprocess.PIPE,
+                    check=False,
+                )
+            )
+            banner = b""
+            while b"serving" not in banner:  # the command announces itself once it listens
+                banner += await process.stderr.receive_some(1024)
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"http://127.0.0.1:{port}/{chunk[:4]}/{chunk}.cacnk")
+            assert response.status_code == 200
+            process.terminate()
+        assert process.returncode is not None  # it stopped on SIGTERM, leaving nothing behind
+
+
+class TestSeeds:
+    def test_a_missing_seed_is_named(self, desync_data: Path, tmp_path: Path) -> None:
+        code, _, err = run(
+            "extract",
+            str(desync_data / "blob1.caibx"),
+            str(tmp_path / "out"),
+            "-s",
+            str(desync_data / "blob1.store"),
+            "--seed",
+            str(tmp_path / "no-such-seed"),
+        )
+        assert code == 1 and "no-such-seed': No such file or directory" in err
+        assert not (tmp_path / "out").exists()
