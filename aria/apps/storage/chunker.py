@@ -163,7 +163,8 @@ def find_candidates(data: bytes | bytearray | memoryview, base: int, d: int) -> 
         n = min(total - start, step + WINDOW_SIZE - 1)
         phase = (base + start) % 32
         np.add(view[start : start + n], _TABLE_OFFSETS[phase : phase + n], out=index[:n])
-        np.take(_ROTATED, index[:n], out=u[:n])
+        # mode="wrap": with "raise" numpy buffers `out`; the indices are in range by construction.
+        np.take(_ROTATED, index[:n], out=u[:n], mode="wrap")
         # Sliding XOR of 48 values by doubling: widths 2, 4, 8, 16, 32, then 32 + 16.
         np.bitwise_xor(u[: n - 1], u[1:n], out=a[: n - 1])
         np.bitwise_xor(a[: n - 3], a[2 : n - 1], out=b[: n - 3])
