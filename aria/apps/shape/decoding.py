@@ -119,6 +119,7 @@ def sample(
     cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     input_ids = torch.tensor([list(prompt_ids)] * rows, dtype=torch.long, device=device)
     banned = torch.tensor(sorted(set(banned_token_ids)), dtype=torch.long)
+    banned_words = _allowed_words(vocab_size, banned) if grammar is not None and vocab_size else None
     for _ in range(max_new_tokens):
         logits = model(input_ids=input_ids, use_cache=True, **{cache_argument: cache}).logits[:, -1, :]
         logits = logits.float().cpu()
@@ -130,7 +131,7 @@ def sample(
         if len(banned):
             logits[:, banned] = -math.inf
             if bitmask is not None:
-                _clear_bits(bitmask, banned)
+                bitmask &= banned_words  # so that kept masks (GRPO) show what could really be drawn
         probabilities = torch.softmax(logits / temperature, dim=-1)
         next_ids = []
         for row in range(rows):
@@ -158,8 +159,10 @@ def sample(
     ]
 
 
-def _clear_bits(bitmask: torch.Tensor, token_ids: torch.Tensor) -> None:
-    """Mark ``token_ids`` as disallowed in every row of an xgrammar bitmask (kept for GRPO's replay)."""
-    for token in token_ids.tolist():
-        word, bit = divmod(token, 32)
-        bitmask[:, word] &= ~(1 << bit) if bit < 31 else 0x7FFFFFFF
+def _allowed_words(vocab_size: int, banned: torch.Tensor) -> torch.Tensor:
+    """An xgrammar-style bitmask row (int32 words, bit i of word w = token 32 * w + i) without ``banned``."""
+    words = (vocab_size + 31) // 32
+    allowed = torch.ones(words * 32, dtype=torch.int64)
+    allowed[banned] = 0
+    packed = (allowed.view(words, 32) << torch.arange(32, dtype=torch.int64)).sum(dim=1)
+    return torch.where(packed >= 2**31, packed - 2**32, packed).to(torch.int32)
