@@ -223,6 +223,28 @@ class TestSupervisedRun:
             prepare_run(tmp_path, "../x", model="m", rewards="rules", grpo=grpo_settings(settings, 9, 0))
 
     @pytest.mark.slow
+    async def test_a_run_that_keeps_crashing_is_given_up_without_escalating(self, tmp_path: Path) -> None:
+        settings = ShapeSection()
+        run_dir = prepare_run(
+            tmp_path,
+            "doomed",
+            model=str(tmp_path / "no-such-model"),
+            rewards="validity",
+            grpo=grpo_settings(settings, 2, 0),
+            device="cpu",
+        )
+        lines: list[str] = []
+        spec = training_child(
+            run_dir, on_line=lambda stream, line: lines.append(line), significant=True, max_crashes=2
+        )
+        supervisor = Supervisor([spec], intensity=5, period=120.0, auto_shutdown=AutoShutdown.ANY_SIGNIFICANT)
+        with trio.fail_after(120):
+            await supervisor.run()  # returns: the run was given up, nothing escalated
+        failures = [line for line in lines if line.startswith("training failed:")]
+        assert len(failures) == 2 and "cannot load model" in failures[0] and "no-such-model" in failures[0]
+        assert run_status(run_dir)["done_steps"] == 0
+
+    @pytest.mark.slow
     async def test_a_killed_training_process_is_restarted_and_resumes(
         self, tiny_model_dir: Path, tmp_path: Path
     ) -> None:

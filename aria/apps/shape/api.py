@@ -75,7 +75,7 @@ class ShapeApi:
 
     def status(self) -> dict[str, Any]:
         """State for ``aria status`` and the dashboard: model, counts, training runs in progress."""
-        generator = self.service._generator
+        generator = self.service.current_generator()
         return {
             "app": "aria_shape",
             "state": "running",

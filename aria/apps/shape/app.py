@@ -30,8 +30,9 @@ def build(context: AppContext) -> list[ChildSpec]:
 
     async def run_trainers(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         # A fresh supervisor per start: if this child restarts, runs it lost are started again by
-        # whoever asked (their checkpoints make that cheap).
-        holder["trainers"] = DynamicSupervisor(id="trainers", intensity=5, period=60.0)
+        # whoever asked (their checkpoints make that cheap). Each run gives up after 3 crashes, so
+        # the intensity here is only reached by many failing runs at once.
+        holder["trainers"] = DynamicSupervisor(id="trainers", intensity=20, period=60.0)
         await holder["trainers"].run(task_status=task_status)
 
     async def serve(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -89,6 +89,10 @@ class ShapeService:
                 self._log.info("character model loaded", model=version, device=str(device))
             return self._generator
 
+    def current_generator(self) -> Generator | None:
+        """The generator if the model is loaded, else None (never loads)."""
+        return self._generator
+
     def loaded_model(self) -> str | None:
         """The version of the loaded model, or None before first use."""
         return self._generator.version if self._generator is not None else None

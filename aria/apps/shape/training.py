@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 import trio
 
-from aria.apps.shape.errors import TrainingFailed
+from aria.apps.shape.errors import ShapeError
 from aria.apps.shape.rewards import make_rewards
 from aria.apps.shape.settings import ShapeSection
 from aria.errors import ChildProcessExited
@@ -116,10 +117,13 @@ def training_child(
     shutdown: float = 60.0,
     env: dict[str, str] | None = None,
     significant: bool = False,
+    max_crashes: int = 3,
 ) -> ChildSpec:
     """A supervised OS-process child that trains ``run_dir`` to the end (transient).
 
     ``significant`` lets a supervisor with ``auto_shutdown`` stop when the run is done (the CLI).
+    After ``max_crashes`` abnormal exits the run is given up (logged, and the child returns
+    normally), so a run that cannot succeed never drives its supervisor to escalate.
 
     Built with :func:`aria.supervisor.process_child`; its start function is wrapped so that exit
     status 0 (the run finished) is a normal exit, which a transient child is not restarted after,
@@ -135,12 +139,25 @@ def training_child(
         significant=significant,
     )
 
+    crashes = 0
+
     async def run_to_completion(*args: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal crashes
         try:
             await spec.start(*args, task_status=task_status)
         except ChildProcessExited as exc:
-            if exc.returncode != 0:
-                raise
+            if exc.returncode == 0:
+                return
+            crashes += 1
+            if crashes >= max_crashes:
+                structlog.get_logger("aria_shape").error(
+                    "training run given up after repeated crashes (it resumes if started again)",
+                    run=run_dir.name,
+                    crashes=crashes,
+                    last_error=str(exc),
+                )
+                return
+            raise
 
     return dataclasses.replace(spec, start=run_to_completion)
 
@@ -248,6 +265,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except TrainingFailed as exc:
+    except ShapeError as exc:
         print(f"training failed: {exc}", file=sys.stderr)
         sys.exit(1)
