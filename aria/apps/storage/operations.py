@@ -32,9 +32,9 @@ from aria.apps.storage.sizes import ChunkSizes
 from aria.apps.storage.stores import LocalStore, StorageProblem, Store
 
 #: Bytes read and scanned per job by ``make``.
-READ_BLOCK = 4 << 20
+READ_BLOCK = 1 << 20
 #: A batch of chunks handed to one worker: at most this many bytes or chunks.
-BATCH_BYTES = 4 << 20
+BATCH_BYTES = 1 << 20
 BATCH_CHUNKS = 256
 
 Chunk = bytes | memoryview
