@@ -108,7 +108,7 @@ async def _dispatch(system: System, request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, **(await handler(**request.get("args", {})))}
 
 
-def request(path: Path, op: str, *, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+def request(path: Path, op: str, /, *, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
     """Send one request to the Aria listening on ``path`` and return its answer (blocking).
 
     Raises:

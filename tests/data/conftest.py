@@ -1,0 +1,76 @@
+"""A real PostgreSQL child for every test: a template node (OpenBao initialised, cluster created,
+role and database made) built once per session and copied, ownership kept, for each test."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import aria
+from aria.apps.data.engines import find_postgres_binaries
+from aria.system import System
+
+if find_postgres_binaries() is None:
+    pytest.skip("PostgreSQL's initdb and postgres are not installed", allow_module_level=True)
+
+
+def data_config(data_dir: Path, **data: Any) -> dict[str, dict[str, Any]]:
+    return {
+        "node": {"data_dir": str(data_dir)},
+        "log": {"format": "json", "level": "info"},
+        "security": {"health_interval": 0.2},
+        "data": {"unavailable_timeout": 20.0, **data},
+    }
+
+
+def traversable_directory() -> Path:
+    """A directory the postgres user can enter (pytest's own tmp dirs are 0700 root)."""
+    path = Path(tempfile.mkdtemp(prefix="aria-test-", dir="/tmp"))
+    path.chmod(0o711)
+    return path
+
+
+@pytest.fixture(scope="session")
+def node_template() -> Iterator[Path]:
+    base = traversable_directory()
+    template = base / "var"
+
+    async def initialise() -> None:
+        async with aria.running(apps=["aria_data"], config=data_config(template), configure_logging=False):
+            pass
+
+    trio.run(initialise)
+    yield template
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Overrides the suite's data_dir: somewhere the postgres user can reach."""
+    base = traversable_directory()
+    yield base / "var"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def warm_data_dir(node_template: Path, data_dir: Path) -> Path:
+    subprocess.run(["cp", "-a", str(node_template), str(data_dir)], check=True)
+    return data_dir
+
+
+@pytest.fixture
+async def node(warm_data_dir: Path) -> AsyncIterator[System]:
+    async with aria.running(apps=["aria_data"], config=data_config(warm_data_dir)) as system:
+        yield system
+
+
+def postgres_pid(system: System) -> int:
+    data = next(c for c in system.tree()["root"]["children"] if c["id"] == "aria_data")
+    return int(next(c for c in data["children"] if c["id"] == "postgres")["pid"])
