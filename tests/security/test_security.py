@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -171,6 +172,27 @@ class TestTransit:
         flipped = body[:-6] + ("A" if body[-6] != "A" else "B") + body[-5:]
         with pytest.raises(DecryptionFailed):
             await data.decrypt("default", f"{prefix}:{flipped}")
+
+    async def test_signing_keys_sign_and_verify_without_exporting_the_private_key(self, node: System) -> None:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        auth = secrets("aria_auth")
+        await auth.create_key("jwt", "ecdsa-p256")
+        signature = await auth.sign("jwt", b"header.payload")
+        assert signature.startswith("vault:v1:")
+        assert await auth.verify("jwt", b"header.payload", signature)
+        assert not await auth.verify("jwt", b"header.tampered", signature)
+        # The public key OpenBao publishes verifies the JWS-form (r||s) signature locally too.
+        info = await auth.read_key("jwt")
+        public = serialization.load_pem_public_key(info["keys"]["1"]["public_key"].encode())
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        raw = base64.urlsafe_b64decode(signature.split(":")[2] + "==")
+        der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+        public.verify(der, b"header.payload", ec.ECDSA(hashes.SHA256()))
+        with pytest.raises(InvalidSecretRequest, match="signing key not found"):
+            await secrets("aria_data").sign("jwt", b"x")  # names resolve per app: aria_data-jwt
 
     async def test_generate_password(self, node: System) -> None:
         passwords = {await secrets().generate_password(24) for _ in range(3)}

@@ -310,6 +310,95 @@ class AppSecrets:
         )
         return DataKey(base64.b64decode(result["data"]["plaintext"]), str(result["data"]["ciphertext"]))
 
+    async def create_key(self, key: str, key_type: str = "aes256-gcm96") -> None:
+        """Create an app key of ``key_type`` (``aes256-gcm96``, ``ecdsa-p256``, ``ed25519``,
+        ``rsa-2048``...) if it does not exist yet; the private part never leaves OpenBao."""
+        if key == "default":
+            raise InvalidSecretRequest("the 'default' key exists already (aes256-gcm96)")
+        name = self._key(key)
+        await self._call(
+            f"transit key {key}",
+            lambda c: c.secrets.transit.create_key(name, key_type=key_type, mount_point=TRANSIT_MOUNT),
+            lambda exc: InvalidSecretRequest(
+                f"cannot create key {key!r} of type {key_type!r}: {_first_error(exc)}"
+            ),
+        )
+
+    async def read_key(self, key: str) -> dict[str, Any]:
+        """The key's metadata: ``type``, ``latest_version``, ``min_decryption_version`` and, for
+        asymmetric keys, ``keys`` (version -> public key PEM and creation time)."""
+        name = self._key(key)
+        result = await self._call(
+            f"transit key {key}", lambda c: c.secrets.transit.read_key(name, mount_point=TRANSIT_MOUNT)
+        )
+        data: dict[str, Any] = result["data"]
+        return data
+
+    async def sign(
+        self,
+        key: str,
+        data: bytes | str,
+        *,
+        hash_algorithm: str = "sha2-256",
+        marshaling_algorithm: str = "jws",
+        key_version: int | None = None,
+    ) -> str:
+        """Sign ``data`` with an asymmetric app key in OpenBao; returns ``vault:v<N>:<signature>``.
+
+        ``marshaling_algorithm="jws"`` gives ECDSA signatures in JWS form (r||s, base64url), as
+        JWTs need.
+        """
+        name = self._key(key)
+        payload = _b64(_bytes(data, "data"))
+
+        def operation(client: Any) -> Any:
+            params: dict[str, Any] = {
+                "input": payload,
+                "hash_algorithm": hash_algorithm,
+                "marshaling_algorithm": marshaling_algorithm,
+            }
+            if key_version is not None:
+                params["key_version"] = key_version
+            return client.adapter.post(f"/v1/{TRANSIT_MOUNT}/sign/{name}", json=params)
+
+        result = await self._call(
+            f"transit key {key}",
+            operation,
+            lambda exc: InvalidSecretRequest(f"cannot sign with key {key!r}: {_first_error(exc)}"),
+        )
+        return str(result["data"]["signature"])
+
+    async def verify(
+        self,
+        key: str,
+        data: bytes | str,
+        signature: str,
+        *,
+        hash_algorithm: str = "sha2-256",
+        marshaling_algorithm: str = "jws",
+    ) -> bool:
+        """Whether ``signature`` (``vault:v<N>:...``) is valid for ``data`` under the app key."""
+        name = self._key(key)
+        payload = _b64(_bytes(data, "data"))
+
+        def operation(client: Any) -> Any:
+            return client.adapter.post(
+                f"/v1/{TRANSIT_MOUNT}/verify/{name}",
+                json={
+                    "input": payload,
+                    "signature": signature,
+                    "hash_algorithm": hash_algorithm,
+                    "marshaling_algorithm": marshaling_algorithm,
+                },
+            )
+
+        result = await self._call(
+            f"transit key {key}",
+            operation,
+            lambda exc: InvalidSecretRequest(f"cannot verify with key {key!r}: {_first_error(exc)}"),
+        )
+        return bool(result["data"]["valid"])
+
     async def generate_password(self, length: int = 32, alphabet: str = PASSWORD_ALPHABET) -> str:
         """A random password from OpenBao's random source, drawn uniformly from ``alphabet``."""
         if not isinstance(length, int) or not 8 <= length <= 1024:
