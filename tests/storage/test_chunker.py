@@ -126,6 +126,21 @@ class TestRules:
             cuts += walker.cuts(end, final=end == len(data))
         assert cuts == chunk_boundaries(data, sizes)
 
+    @pytest.mark.parametrize("base", [0, 1, 17, 31, 32, 1000003])
+    def test_candidates_do_not_depend_on_where_a_buffer_starts(self, base: int) -> None:
+        """Any absolute offset and any length (beyond one internal sub-block) gives the same hits."""
+        data = random.Random(base).randbytes(100_000)
+        d = discriminator(1000)
+        expected = []
+        h = buzhash(data[:48])
+        for p in range(48, len(data) + 1):
+            if h % d == d - 1:
+                expected.append(p)
+            if p < len(data):
+                old, new = data[p - 48], data[p]
+                h = ((h << 1 | h >> 31) & 0xFFFFFFFF) ^ _rotl16(BUZHASH_TABLE[old]) ^ BUZHASH_TABLE[new]
+        assert (find_candidates(data, base, d) - base).tolist() == expected
+
     def test_bad_sizes_are_refused(self) -> None:
         with pytest.raises(ValueError, match="below the rolling-hash window of 48"):
             ChunkSizes(16, 64, 256)

@@ -6,6 +6,7 @@ import hashlib
 import os
 import random
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,27 @@ class TestMake:
             tmp_path / "data", None, sizes=ChunkSizes(64, 1024, 4096), concurrency=3
         )
         assert small.to_bytes() == expected.to_bytes()
+
+    async def test_a_stream_in_pieces_of_any_size_gives_the_same_index(self, desync_data: Path) -> None:
+        """An upload arrives in arbitrary pieces; the index and the content's SHA-256 do not care."""
+        blob = (desync_data / "blob1").read_bytes()
+        rng = random.Random(4)
+        pieces = []
+        position = 0
+        while position < len(blob):
+            size = rng.choice([0, 1, 47, 48, 1000, 70_000, 300_000])
+            pieces.append(blob[position : position + size])
+            position += size
+
+        async def stream() -> AsyncIterator[bytes]:
+            for piece in pieces:
+                yield piece
+
+        store = MemoryStore()
+        index, stats = await operations.make_from_stream(stream(), store, sizes=SMALL, content_sha256=True)
+        assert index.to_bytes() == (desync_data / "blob1.caibx").read_bytes()
+        assert stats.sha256 == BLOB1_SHA256 and stats.size == len(blob)
+        assert len(store.chunks) == 131
 
     async def test_sha256_mode(self, tmp_path: Path) -> None:
         data = random_file(tmp_path / "data", 100_000, seed=2)

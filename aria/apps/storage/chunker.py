@@ -105,7 +105,8 @@ _ROTATED = np.concatenate(
     [((_TABLE >> np.uint32(q)) | (_TABLE << np.uint32(32 - q))) if q else _TABLE for q in range(32)]
 ).astype(np.uint32)
 _SCAN_BLOCK = 32 * 1024  # measured: 32 KiB of work arrays per pass keeps them in cache
-_PHASE = np.arange(_SCAN_BLOCK + 64, dtype=np.uint32) % np.uint32(32)
+# Long enough for a sub-block plus its 47-byte overlap at any phase (0 to 31).
+_PHASE = np.arange(_SCAN_BLOCK + 128, dtype=np.uint32) % np.uint32(32)
 _TABLE_OFFSETS = (_PHASE * np.uint32(256)).astype(np.uint16)
 _LEFT = _PHASE.copy()
 _RIGHT = (np.uint32(32) - _PHASE) % np.uint32(32)

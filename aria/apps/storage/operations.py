@@ -8,10 +8,11 @@ and file I/O release the GIL, so the batches really run on all cores.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class MakeStats:
     unique: int = 0
     written: int = 0
     size: int = 0
+    sha256: str = ""
 
 
 @dataclass
@@ -128,33 +130,112 @@ async def make(
         interruption writes only the chunks still missing, since stores skip what they hold.
 
     Raises:
-        StorageError: if the file cannot be read, is not a regular file, or shrinks while read.
+        StorageError: if the file cannot be read or is not a regular file.
         StoreFailure: if the store fails.
     """
+    path = Path(source)
+    fd, _ = await trio.to_thread.run_sync(_open_regular, path)
+    try:
+        return await make_from_stream(
+            _FileBlocks(fd, path),
+            store,
+            sizes=sizes,
+            digest=digest,
+            concurrency=concurrency,
+            progress=progress,
+        )
+    finally:
+        os.close(fd)
+
+
+class _FileBlocks(AsyncIterator[bytes]):
+    """A file's content in ``READ_BLOCK`` pieces, each read in a worker thread."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd = fd
+        self._path = path
+
+    async def __anext__(self) -> bytes:
+        def read() -> bytes:
+            try:
+                return os.read(self._fd, READ_BLOCK)
+            except OSError as exc:
+                raise StorageError(f"cannot read {str(self._path)!r}: {exc.strerror or exc}") from exc
+
+        block = await trio.to_thread.run_sync(read)
+        if not block:
+            raise StopAsyncIteration
+        return block
+
+
+class _Numbered(AsyncIterator[tuple[int, bytes, bytes]]):
+    """``(offset, the 47 bytes before it, block)`` for each non-empty block of a byte stream."""
+
+    def __init__(self, blocks: AsyncIterable[bytes]) -> None:
+        self._blocks = aiter(blocks)
+        self._offset = 0
+        self._tail = b""
+        self.total = 0
+
+    async def __anext__(self) -> tuple[int, bytes, bytes]:
+        block = b""
+        while not block:
+            block = bytes(await anext(self._blocks))
+        item = (self._offset, self._tail, block)
+        self._tail = (self._tail + block[-47:])[-47:]
+        self._offset += len(block)
+        self.total = self._offset
+        return item
+
+
+async def make_from_stream(
+    blocks: AsyncIterable[bytes],
+    store: Store | None,
+    *,
+    sizes: ChunkSizes | None = None,
+    digest: Digest = Digest.SHA512_256,
+    concurrency: int | None = None,
+    progress: Progress | None = None,
+    content_sha256: bool = False,
+) -> tuple[Index, MakeStats]:
+    """Chunk a stream of bytes (an upload, a pipe, a file) into an index, storing its chunks.
+
+    The stream is consumed once, in order, and never held whole: blocks are scanned for chunk
+    boundaries ``concurrency // 2`` at a time, cut in order, then hashed and stored in parallel
+    batches. This is what :func:`make` runs on a file, and what an asset upload runs on its body.
+
+    Args:
+        blocks: The content, in pieces of any size (empty pieces are skipped).
+        content_sha256: Also compute the SHA-256 of the whole content (``stats.sha256``), as an
+            asset's content ID.
+
+    Returns:
+        The index and what was done; see :func:`make`.
+    """
     # The chunker brings numpy; extract and the other verbs start faster without it.
+    import numpy as np
+
     from aria.apps.storage.chunker import BoundaryWalker, find_candidates
 
     sizes = sizes or ChunkSizes()
     jobs = concurrency or default_concurrency()
-    path = Path(source)
-    fd, size = await trio.to_thread.run_sync(_open_regular, path)
     discriminator = sizes.discriminator
     ends: list[int] = []
     ids: list[bytes] = []
-    stats = MakeStats(size=size)
+    stats = MakeStats()
     seen: set[bytes] = set()
+    whole = hashlib.sha256() if content_sha256 else None
+    numbered = _Numbered(blocks)
 
-    def scan(offset: int) -> tuple[int, memoryview, Any]:
-        lookback = min(offset, 47)
-        wanted = min(READ_BLOCK, size - offset)
-        data = os.pread(fd, wanted + lookback, offset - lookback)
-        if len(data) != wanted + lookback:
-            raise StorageError(f"{str(path)!r} changed size while it was read (short read at {offset})")
-        found = find_candidates(data, offset - lookback, discriminator)
-        return offset, memoryview(data)[lookback:], found[found > offset]
+    def scan(offset: int, lookback: bytes, data: bytes) -> tuple[int, memoryview, Any]:
+        found = find_candidates(data, offset, discriminator)
+        if lookback:  # windows that end in this block's first 47 bytes start in the previous one
+            seam = find_candidates(lookback + data[:47], offset - len(lookback), discriminator)
+            found = np.concatenate([seam[seam > offset], found])
+        return offset, memoryview(data), found
 
-    async def scan_job(offset: int) -> tuple[int, memoryview, Any]:
-        return await trio.to_thread.run_sync(scan, offset)
+    async def scan_job(item: tuple[int, bytes, bytes]) -> tuple[int, memoryview, Any]:
+        return await trio.to_thread.run_sync(scan, *item)
 
     async def cut(blocks: trio.MemoryReceiveChannel, batches: trio.MemorySendChannel) -> None:
         walker = BoundaryWalker(sizes)
@@ -162,22 +243,31 @@ async def make(
         previous = 0
         batch: list[Chunk] = []
         batch_bytes = 0
+
+        async def emit(decided: list[int]) -> None:
+            nonlocal previous, batch, batch_bytes
+            for end in decided:
+                chunk = _slice(segments, previous, end)
+                ends.append(end)
+                batch.append(chunk)
+                batch_bytes += end - previous
+                previous = end
+                if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_CHUNKS:
+                    await batches.send(batch)
+                    batch, batch_bytes = [], 0
+            while segments and segments[0][0] + len(segments[0][1]) <= previous:
+                segments.pop(0)
+
         async with batches:
+            known = 0
             async for offset, data, found in blocks:
+                if whole is not None:
+                    await trio.to_thread.run_sync(whole.update, data)
                 walker.add_candidates(found)
                 segments.append((offset, data))
                 known = offset + len(data)
-                for end in walker.cuts(known, final=known == size):
-                    chunk = _slice(segments, previous, end)
-                    ends.append(end)
-                    batch.append(chunk)
-                    batch_bytes += end - previous
-                    previous = end
-                    if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_CHUNKS:
-                        await batches.send(batch)
-                        batch, batch_bytes = [], 0
-                while segments and segments[0][0] + len(segments[0][1]) <= previous:
-                    segments.pop(0)
+                await emit(walker.cuts(known, final=False))
+            await emit(walker.cuts(known, final=True))
             if batch:
                 await batches.send(batch)
 
@@ -196,24 +286,24 @@ async def make(
             progress.advance(sum(len(chunk) for chunk in batch))
         return batch_ids
 
-    try:
-        with single_errors():
-            async with trio.open_nursery() as nursery:
-                # Half the workers scan, the rest hash and store: numpy's many short GIL releases make
-                # scanners contend with each other (measured: two scanners on two cores cost 5x the
-                # system time of one, for the same wall time).
-                scanners = max(1, jobs // 2)
-                blocks = map_ordered(nursery, _items(range(0, size, READ_BLOCK)), scan_job, scanners)
-                batches_in, batches_out = trio.open_memory_channel[list[Chunk]](0)
-                nursery.start_soon(cut, blocks, batches_in)
-                async for batch_ids in map_ordered(nursery, batches_out, store_job, jobs):
-                    ids.extend(batch_ids)
-    finally:
-        os.close(fd)
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            # Half the workers scan, the rest hash and store: numpy's many short GIL releases make
+            # scanners contend with each other (measured: two scanners on two cores cost 5x the
+            # system time of one, for the same wall time).
+            scanners = max(1, jobs // 2)
+            scanned = map_ordered(nursery, numbered, scan_job, scanners)
+            batches_in, batches_out = trio.open_memory_channel[list[Chunk]](0)
+            nursery.start_soon(cut, scanned, batches_in)
+            async for batch_ids in map_ordered(nursery, batches_out, store_job, jobs):
+                ids.extend(batch_ids)
     flags = BLOB_INDEX_FLAGS if digest is Digest.SHA512_256 else BLOB_INDEX_FLAGS & ~FLAG_SHA512_256
     index = Index.from_ends(flags, sizes.as_tuple(), ends, ids)
+    stats.size = numbered.total
     stats.chunks = len(ids)
     stats.unique = len(set(ids))
+    if whole is not None:
+        stats.sha256 = whole.hexdigest()
     return index, stats
 
 
@@ -781,6 +871,7 @@ __all__ = [
     "info",
     "load_index",
     "make",
+    "make_from_stream",
     "prune",
     "read_range",
     "untar",
