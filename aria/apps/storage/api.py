@@ -10,8 +10,8 @@ Other apps and scripts use it in two ways:
       await storage.extract("model.caibx", "/tmp/model.safetensors")
 
 * the building blocks, usable without a node: :func:`open_store` (any store by URL), the
-  operations (:func:`make`, :func:`extract`, :func:`cat`, :func:`read_range`, :func:`chop`,
-  :func:`verify`, :func:`prune`, :func:`info`, :func:`cache_chunks`), the format
+  operations (:func:`make`, :func:`make_from_stream`, :func:`extract`, :func:`cat`, :func:`read_range`, :func:`chop`,
+  :func:`verify`, :func:`prune`, :func:`info`, :func:`cache_chunks`, :func:`untar`), the format
   (:class:`Index`, :func:`read_index`, :class:`ChunkSizes`, :class:`Digest`) and the errors.
 
 Everything is trio-native: blocking work runs in ``trio.to_thread``; remote stores built on
@@ -49,8 +49,10 @@ from aria.apps.storage.operations import (
     extract,
     info,
     make,
+    make_from_stream,
     prune,
     read_range,
+    untar,
     verify,
 )
 from aria.apps.storage.settings import StorageSection
@@ -83,11 +85,13 @@ __all__ = [
     "extract",
     "info",
     "make",
+    "make_from_stream",
     "open_store",
     "open_stores",
     "prune",
     "read_index",
     "read_range",
+    "untar",
     "verify",
 ]
 
