@@ -10,8 +10,9 @@ Other apps and scripts use it in two ways:
       await storage.extract("model.caibx", "/tmp/model.safetensors")
 
 * the building blocks, usable without a node: :func:`open_store` (any store by URL), the
-  operations (:func:`make`, :func:`make_from_stream`, :func:`extract`, :func:`cat`, :func:`read_range`, :func:`chop`,
-  :func:`verify`, :func:`prune`, :func:`info`, :func:`cache_chunks`, :func:`untar`), the format
+  operations (:func:`make`, :func:`make_from_stream`, :func:`extract`, :func:`cat`,
+  :func:`read_range`, :func:`chop`, :func:`verify`, :func:`prune`, :func:`info`,
+  :func:`cache_chunks`, :func:`untar`), the format
   (:class:`Index`, :func:`read_index`, :class:`ChunkSizes`, :class:`Digest`) and the errors.
 
 Everything is trio-native: blocking work runs in ``trio.to_thread``; remote stores built on
