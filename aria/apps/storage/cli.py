@@ -20,6 +20,10 @@ import trio
 
 from aria.errors import AriaError
 
+# The chunker uses numpy but never BLAS; OpenBLAS's idle worker threads would still spin on our
+# two cores (seen in profiles of `make`). Set before anything in this process imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _STORE = click.option(
