@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, ContentMismatch, InvalidIndex, StorageError
+from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, ContentMismatch, StorageError
 from aria.apps.storage.format import (
     BLOB_INDEX_FLAGS,
     FLAG_SHA512_256,
@@ -850,18 +850,13 @@ async def untar(
 
         return await trio.to_thread.run_sync(from_temporary)
     finally:
-        await trio.to_thread.run_sync(lambda: temporary.unlink(missing_ok=True))
-
-
-def load_index(path: str | os.PathLike[str]) -> Index:
-    """Read an index file (blocking; errors name the file)."""
-    return read_index(path)
+        with trio.CancelScope(shield=True):  # removed even when the unpacking was cancelled
+            await trio.to_thread.run_sync(lambda: temporary.unlink(missing_ok=True))
 
 
 __all__ = [
     "CacheStats",
     "ExtractStats",
-    "InvalidIndex",
     "MakeStats",
     "VerifyReport",
     "cache_chunks",
@@ -869,7 +864,6 @@ __all__ = [
     "chop",
     "extract",
     "info",
-    "load_index",
     "make",
     "make_from_stream",
     "prune",
