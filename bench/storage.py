@@ -6,7 +6,8 @@ Makes a test file (half random bytes, half random pieces repeated 2 to 5 times, 
 then, in the same run and alternating the order, times each tool's ``make`` into an empty local
 zstd store and its ``extract`` of its own index into a new file (the store made in the same round).
 Both run as the commands a user types, so process start-up counts for both. The ratio is casync's
-time over aria's: at least 1.0 means aria is at least as fast. Then the peak memory (max RSS of the
+time over aria's: at least 1.0 means aria is at least as fast. Wall time is what a user waits (and
+depends on what else the machine runs); CPU time (user + system) is what the work costs. Then the peak memory (max RSS of the
 process) of each tool's make and extract of a larger file. Needs casync (Debian package ``casync``).
 
 Targets (issue #5): aria at least as fast as casync for make and extract; peak memory under
@@ -57,12 +58,13 @@ def make_test_file(path: Path, size: int, seed: int) -> str:
     return digest.hexdigest()
 
 
-def timed(command: list[str], *, watch_memory: bool = False) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB, 0 unless ``watch_memory``) of one command, which must succeed.
+def timed(command: list[str], *, watch_memory: bool = False) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (KiB, 0 unless ``watch_memory``).
 
-    The peak is the process's own high-water mark (``VmHWM`` in /proc), read until it exits: the
-    ``ru_maxrss`` that ``wait4`` reports would include this benchmark's own memory, inherited
-    through the spawn.
+    CPU time says what the work costs whatever else the machine runs; wall time is what a user
+    waits. The peak is the process's own high-water mark (``VmHWM`` in /proc), read until it exits:
+    the ``ru_maxrss`` that ``wait4`` reports would include this benchmark's own memory, inherited
+    through the spawn. The command must succeed.
     """
     began = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -70,11 +72,17 @@ def timed(command: list[str], *, watch_memory: bool = False) -> tuple[float, int
     while watch_memory and process.poll() is None:
         peak = max(peak, high_water_mark(process.pid))
         time.sleep(0.01)  # sampling a monotonic counter; the last sample is within 10 ms of exit
-    _, error = process.communicate()
+    if process.returncode is None:
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
+    else:  # reaped by poll(): fall back to the children's totals, which then include it
+        cpu = float("nan")
     elapsed = time.perf_counter() - began
+    error = process.stderr.read().decode() if process.stderr else ""
     if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {error.decode().strip()}")
-    return elapsed, peak
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {error.strip()}")
+    return elapsed, cpu, peak
 
 
 def high_water_mark(pid: int) -> int:
@@ -120,29 +128,36 @@ def speed(work: Path, size: int, rounds: int) -> None:
     expected = make_test_file(source, size, seed=5)
     sha256_of(source)  # into the page cache for both tools alike
     times: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for round_number in range(rounds):
         order = ["casync", "aria"] if round_number % 2 == 0 else ["aria", "casync"]
         for tool in order:
             make, extract = commands(tool, work, source)
             fresh(work / f"{tool}.store", work / f"{tool}.caibx", work / f"{tool}.out")
-            times.setdefault((tool, "make"), []).append(timed(make)[0])
-            times.setdefault((tool, "extract"), []).append(timed(extract)[0])
+            for verb, command in (("make", make), ("extract", extract)):
+                wall, seconds, _ = timed(command)
+                times.setdefault((tool, verb), []).append(wall)
+                cpu.setdefault((tool, verb), []).append(seconds)
             if round_number == 0 and sha256_of(work / f"{tool}.out") != expected:
                 raise SystemExit(f"{tool} extract did not reproduce the input")
     aria_index = (work / "aria.caibx").read_bytes()
     casync_index = (work / "casync.caibx").read_bytes()
     same_table = aria_index[24:] == casync_index[24:]
-    print(
-        f"test file: {size // MIB} MiB (half random, half repeated pieces), {rounds} rounds, median wall time"
-    )
+    print(f"test file: {size // MIB} MiB (half random, half repeated pieces), {rounds} rounds, medians")
     print(f"aria and casync indexes have the same chunk table: {same_table}")
     for verb in ("make", "extract"):
         ours = statistics.median(times[("aria", verb)])
         theirs = statistics.median(times[("casync", verb)])
+        our_cpu = statistics.median(cpu[("aria", verb)])
+        their_cpu = statistics.median(cpu[("casync", verb)])
         print(
-            f"{verb:8} aria {ours:6.2f} s ({size / MIB / ours:6.1f} MiB/s)   "
-            f"casync {theirs:6.2f} s ({size / MIB / theirs:6.1f} MiB/s)   "
+            f"{verb:8} wall: aria {ours:6.2f} s ({size / MIB / ours:6.1f} MiB/s)  "
+            f"casync {theirs:6.2f} s ({size / MIB / theirs:6.1f} MiB/s)  "
             f"ratio casync/aria {theirs / ours:5.2f}"
+        )
+        print(
+            f"{'':8} cpu:  aria {our_cpu:6.2f} s                  casync {their_cpu:6.2f} s"
+            f"                  ratio casync/aria {their_cpu / our_cpu:5.2f}"
         )
     fresh(source, *(work / f"{tool}{suffix}" for tool in ("aria", "casync") for suffix in (".store", ".out")))
 
@@ -154,8 +169,8 @@ def memory(work: Path, size: int) -> None:
     for tool in ("aria", "casync"):
         make, extract = commands(tool, work, source)
         fresh(work / f"{tool}.store", work / f"{tool}.caibx", work / f"{tool}.out")
-        make_seconds, make_rss = timed(make, watch_memory=True)
-        extract_seconds, extract_rss = timed(extract, watch_memory=True)
+        make_seconds, _, make_rss = timed(make, watch_memory=True)
+        extract_seconds, _, extract_rss = timed(extract, watch_memory=True)
         print(
             f"  {tool:7} make {make_rss / 1024:6.1f} MiB ({make_seconds:5.1f} s)   "
             f"extract {extract_rss / 1024:6.1f} MiB ({extract_seconds:5.1f} s)"
