@@ -7,8 +7,9 @@ then, in the same run and alternating the order, times each tool's ``make`` into
 zstd store and its ``extract`` of its own index into a new file (the store made in the same round).
 Both run as the commands a user types, so process start-up counts for both. The ratio is casync's
 time over aria's: at least 1.0 means aria is at least as fast. Wall time is what a user waits (and
-depends on what else the machine runs); CPU time (user + system) is what the work costs. Then the peak memory (max RSS of the
-process) of each tool's make and extract of a larger file. Needs casync (Debian package ``casync``).
+depends on what else the machine runs); CPU time (user + system) is what the work costs. Then the
+peak memory (max RSS of the process) of each tool's make and extract of a larger file. Needs casync
+(Debian package ``casync``).
 
 Targets (issue #5): aria at least as fast as casync for make and extract; peak memory under
 200 MiB for a 1 GiB file.
