@@ -1,0 +1,214 @@
+"""JWT access and ID tokens: minted with a signature from OpenBao, verified locally against a cached
+JWKS.
+
+The signing key is an ECDSA P-256 transit key in aria_security (``aria_auth-jwt``): the private part
+never leaves OpenBao. Each token names the key version that signed it (``kid`` = the version), and
+the JWKS publishes the current and previous versions, so a rotation never invalidates tokens in
+flight. Verification needs no round trip: the public keys are cached (refreshed periodically and,
+rate-limited, when a token names an unknown ``kid``).
+
+Only ES256 is accepted: ``alg: none``, HMAC algorithms (the key-confusion attack that signs with
+the public key as an HMAC secret) and every other algorithm are refused before any key is used.
+Access tokens carry ``typ: at+jwt`` (RFC 9068), ID tokens ``typ: JWT``, so one cannot pass for the
+other.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import BadSignatureError, JoseError
+from joserfc.jwk import ECKey
+
+from aria.apps.auth.errors import InvalidToken
+
+ALGORITHM = "ES256"
+ACCESS_TYPE = "at+jwt"
+ID_TYPE = "JWT"
+MAX_TOKEN_LENGTH = 8192
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _json_segment(value: Mapping[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":"), sort_keys=True).encode())
+
+
+class KeyRing:
+    """The public signing keys by ``kid`` (the OpenBao key version) and the version that signs now."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, ECKey] = {}
+        self.current: int = 0
+
+    @classmethod
+    def from_transit(cls, info: Mapping[str, Any], keep_previous: int = 1) -> KeyRing:
+        """Build from ``AppSecrets.read_key`` output: the latest version and ``keep_previous`` before it."""
+        ring = cls()
+        latest = int(info["latest_version"])
+        versions = info.get("keys") or {}
+        for version in range(max(1, latest - keep_previous), latest + 1):
+            entry = versions.get(str(version))
+            if entry is None or not entry.get("public_key"):
+                continue
+            ring.keys[str(version)] = ECKey.import_key(entry["public_key"])
+        ring.current = latest
+        if str(latest) not in ring.keys:
+            raise InvalidToken(f"signing key version {latest} has no public key in OpenBao's answer")
+        return ring
+
+    def jwks(self) -> dict[str, Any]:
+        """The JSON Web Key Set to publish (current key first)."""
+        keys = []
+        for kid in sorted(self.keys, key=int, reverse=True):
+            public = self.keys[kid].as_dict(private=False)
+            keys.append({**public, "kid": kid, "use": "sig", "alg": ALGORITHM})
+        return {"keys": keys}
+
+
+class TokenVerifier:
+    """Checks signature, algorithm, type, issuer, audience, times and revocation of a JWT.
+
+    Args:
+        issuer: The only accepted ``iss``.
+        audience: The default accepted ``aud``.
+        leeway: Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
+        clock: The wall clock (seconds since the epoch).
+    """
+
+    def __init__(
+        self, issuer: str, audience: str, leeway: float = 30.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.clock = clock
+        self.ring = KeyRing()
+        self.revoked_jtis: set[str] = set()
+        self.not_before: dict[str, float] = {}
+
+    def header(self, token: object) -> dict[str, Any]:
+        """The token's (unverified) header, after the checks that need no key.
+
+        Raises:
+            InvalidToken: malformed, or an algorithm other than ES256.
+        """
+        if not isinstance(token, str) or not token:
+            raise InvalidToken("no token")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken(f"longer than {MAX_TOKEN_LENGTH} characters")
+        if token.count(".") != 2:
+            raise InvalidToken("not a compact JWS (three dot-separated parts)")
+        try:
+            header = json.loads(b64url_decode(token.split(".", 1)[0]))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidToken("malformed header") from None
+        if not isinstance(header, dict):
+            raise InvalidToken("malformed header")
+        alg = header.get("alg")
+        if alg != ALGORITHM:
+            raise InvalidToken(f"algorithm {alg!r} is not allowed (only {ALGORITHM})")
+        if "crit" in header or "jwk" in header or "jku" in header or "x5u" in header:
+            raise InvalidToken("header names keys or extensions this issuer never uses")
+        return header
+
+    def verify(
+        self, token: object, *, token_type: str = ACCESS_TYPE, audience: str | None = None
+    ) -> dict[str, Any]:
+        """The verified claims of ``token``.
+
+        Raises:
+            InvalidToken: with the reason (bad signature, unknown key, expired, not yet valid,
+                wrong issuer, audience or type, revoked...).
+        """
+        header = self.header(token)
+        kid = header.get("kid")
+        key = self.ring.keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken(f"unknown key id {kid!r}")
+        if header.get("typ") != token_type:
+            raise InvalidToken(f"token type {header.get('typ')!r} is not {token_type!r}")
+        try:
+            decoded = jwt.decode(token, key, algorithms=[ALGORITHM])  # type: ignore[arg-type]
+        except BadSignatureError:
+            raise InvalidToken("bad signature") from None
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidToken(f"undecodable ({type(exc).__name__})") from None
+        claims = decoded.claims
+        self.check_claims(claims, audience or self.audience)
+        return claims
+
+    def check_claims(self, claims: Mapping[str, Any], audience: str) -> None:
+        now = self.clock()
+        if claims.get("iss") != self.issuer:
+            raise InvalidToken(f"issuer {claims.get('iss')!r} is not {self.issuer!r}")
+        aud = claims.get("aud")
+        if not (aud == audience or (isinstance(aud, list) and audience in aud)):
+            raise InvalidToken(f"audience {aud!r} does not include {audience!r}")
+        exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise InvalidToken("no expiry")
+        if now > exp + self.leeway:
+            raise InvalidToken("expired")
+        if nbf is not None and (not isinstance(nbf, int | float) or now + self.leeway < nbf):
+            raise InvalidToken("not yet valid")
+        if not isinstance(iat, int | float) or now + self.leeway < iat:
+            raise InvalidToken("issued in the future")
+        sub, jti = claims.get("sub"), claims.get("jti")
+        if not isinstance(sub, str) or not sub or not isinstance(jti, str) or not jti:
+            raise InvalidToken("missing subject or token id")
+        if jti in self.revoked_jtis:
+            raise InvalidToken("revoked")
+        cutoff = self.not_before.get(sub)
+        if cutoff is not None and iat < cutoff:
+            raise InvalidToken("revoked: the subject's sessions were ended after it was issued")
+
+
+Signer = Callable[[bytes, int], Awaitable[str]]
+
+
+class TokenMinter:
+    """Builds JWTs whose signature comes from ``sign(signing_input, key_version)``.
+
+    ``sign`` returns OpenBao's ``vault:v<N>:<base64url r||s>``; the version must be the one asked
+    for, since it is already in the header as ``kid``.
+    """
+
+    def __init__(self, sign: Signer, issuer: str, clock: Callable[[], float] = time.time) -> None:
+        self._sign = sign
+        self.issuer = issuer
+        self.clock = clock
+
+    async def mint(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        key_version: int,
+        ttl: float,
+        token_type: str = ACCESS_TYPE,
+    ) -> tuple[str, dict[str, Any]]:
+        """A signed token and its full claims (``iss``, ``iat``, ``nbf``, ``exp``, ``jti`` added)."""
+        now = int(self.clock())
+        full = {"iss": self.issuer, "iat": now, "nbf": now, "exp": now + int(ttl), "jti": uuid.uuid4().hex}
+        full.update(claims)
+        header = {"alg": ALGORITHM, "typ": token_type, "kid": str(key_version)}
+        signing_input = f"{_json_segment(header)}.{_json_segment(full)}"
+        signature = await self._sign(signing_input.encode(), key_version)
+        prefix, _, rest = signature.partition(":")
+        version, _, value = rest.partition(":")
+        if prefix != "vault" or version != f"v{key_version}" or not value:
+            raise InvalidToken(f"OpenBao signed with {signature.rsplit(':', 1)[0]!r}, not v{key_version}")
+        return f"{signing_input}.{value.rstrip('=')}", full
