@@ -82,3 +82,34 @@ class TestCasync:
             )
             nursery.cancel_scope.cancel()
         assert (tmp_path / "out").read_bytes() == data
+
+
+class TestArchives:
+    CASYNC_FEATURES = ("--with=unix", "--without=16bit-uids", "--with=32bit-uids", "--without=sec-time")
+
+    async def test_our_catar_and_caidx_are_casyncs_byte_for_byte(self, tmp_path: Path) -> None:
+        from tests.storage.test_catar import build_tree
+
+        tree = build_tree(tmp_path / "tree")
+        features = [*self.CASYNC_FEATURES, "--with=nsec-time"]
+        await casync("make", *features, str(tmp_path / "casync.catar"), str(tree))
+        await operations.tar(tree, tmp_path / "aria.catar")
+        assert (tmp_path / "aria.catar").read_bytes() == (tmp_path / "casync.catar").read_bytes()
+        await casync(
+            "make", *features, f"--store={tmp_path / 'cstore'}", str(tmp_path / "casync.caidx"), str(tree)
+        )
+        index = await operations.tar(tree, None, LocalStore(tmp_path / "store"))
+        assert index is not None
+        assert index.to_bytes() == (tmp_path / "casync.caidx").read_bytes()
+
+    async def test_casync_unpacks_what_aria_archived(self, tmp_path: Path) -> None:
+        from tests.storage.test_catar import build_tree, tree_listing
+
+        tree = build_tree(tmp_path / "tree")
+        index = await operations.tar(tree, None, LocalStore(tmp_path / "store"))
+        assert index is not None
+        (tmp_path / "tree.caidx").write_bytes(index.to_bytes())
+        await casync(
+            "extract", f"--store={tmp_path / 'store'}", str(tmp_path / "tree.caidx"), str(tmp_path / "out")
+        )
+        assert tree_listing(tmp_path / "out") == tree_listing(tree)

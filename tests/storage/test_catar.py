@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 
 from aria.apps.storage import operations
-from aria.apps.storage.catar import FILENAME, GOODBYE, read_catar, untar
-from aria.apps.storage.errors import InvalidArchive
+from aria.apps.storage.catar import (
+    ARCHIVE_FLAGS,
+    FILENAME,
+    GOODBYE,
+    _complete_bst,
+    read_catar,
+    siphash24,
+    untar,
+    write_catar,
+)
+from aria.apps.storage.errors import InvalidArchive, StorageError
 from aria.apps.storage.format import Digest, read_index
 from aria.apps.storage.stores import LocalStore
 
@@ -28,6 +37,36 @@ def check_tree(root: Path) -> None:
     assert os.readlink(root / "symlink-file") == "subdir1/f1"
     assert oct((root / "subdir1").stat().st_mode & 0o777) == "0o775"
     assert oct((root / "subdir1" / "f1").stat().st_mode & 0o777) == "0o664"
+
+
+def build_tree(root: Path) -> Path:
+    """Directories, many files (a deep GOODBYE tree), unicode names, symlinks, a FIFO, an empty file."""
+    (root / "d" / "deeper").mkdir(parents=True)
+    for number in range(37):
+        (root / f"f{number}").write_text(f"file {number}\n")
+    for number in range(5):
+        (root / "d" / f"é{number} ü").write_bytes(bytes(range(number * 10)))
+    (root / "d" / "deeper" / "empty").write_bytes(b"")
+    (root / "big").write_bytes(bytes(range(256)) * 4000)
+    (root / "link").symlink_to("f1")
+    (root / "dangling").symlink_to("/nonexistent")
+    os.mkfifo(root / "fifo")
+    (root / "f3").chmod(0o600)
+    return root
+
+
+def tree_listing(root: Path) -> list[tuple[str, int, bytes]]:
+    listing = []
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        if path.is_symlink():
+            content = os.readlink(path).encode()
+        elif path.is_file():
+            content = path.read_bytes()
+        else:
+            content = b""
+        listing.append((str(path.relative_to(root)), info.st_mode, content))
+    return listing
 
 
 def names_in(directory: Path) -> list[str]:
@@ -74,6 +113,52 @@ class TestTree:
         assert names_in(tmp_path) == ["tree"]  # the temporary catar is gone
         with pytest.raises(ValueError, match="is an index: unpacking it needs a store"):
             await operations.untar(desync_data / "tree.caidx", tmp_path / "other")
+
+
+class TestWriting:
+    def test_siphash_vectors_of_the_fixture(self) -> None:
+        assert siphash24(b"f") == 0x61CFFDBFF93EC8E0
+        assert siphash24(b"nested1") == 0x8F34AB73DBD29662
+        assert siphash24(b"subdir1") == 0xAEAB7AD312D52AB3
+        assert siphash24(b"symlink-file") == 0x2E852C826879D9A6
+
+    def test_goodbye_items_form_a_complete_search_tree(self) -> None:
+        for count in range(1, 40):
+            layout = [item[2] for item in _complete_bst([(i, 1, i) for i in range(count)])]
+            for slot, value in enumerate(layout):  # the search-tree property, slot by slot
+                for child, is_left in ((2 * slot + 1, True), (2 * slot + 2, False)):
+                    if child < count:
+                        assert (layout[child] < value) is is_left
+        assert [item[2] for item in _complete_bst([(i, 1, i) for i in range(6)])] == [3, 1, 5, 0, 2, 4]
+
+    def test_round_trip_through_our_reader(self, tmp_path: Path) -> None:
+        tree = build_tree(tmp_path / "tree")
+        archive = io.BytesIO()
+        write_catar(tree, archive)
+        entries = list(read_catar(io.BytesIO(archive.getvalue())))
+        assert entries[0].feature_flags == ARCHIVE_FLAGS
+        archive.seek(0)
+        untar(archive, tmp_path / "copy")
+        assert tree_listing(tmp_path / "copy") == tree_listing(tree)
+        assert (tmp_path / "copy" / "big").stat().st_mtime_ns == (tree / "big").stat().st_mtime_ns
+
+    async def test_tar_into_a_store_and_back(self, tmp_path: Path) -> None:
+        tree = build_tree(tmp_path / "tree")
+        store = LocalStore(tmp_path / "store")
+        index = await operations.tar(tree, None, store, concurrency=2)
+        assert index is not None and index.flags == ARCHIVE_FLAGS
+        (tmp_path / "tree.caidx").write_bytes(index.to_bytes())
+        await operations.untar(tmp_path / "tree.caidx", tmp_path / "copy", store)
+        assert tree_listing(tmp_path / "copy") == tree_listing(tree)
+        await operations.tar(tree, tmp_path / "tree.catar")
+        archive = io.BytesIO()
+        write_catar(tree, archive)
+        assert (tmp_path / "tree.catar").read_bytes() == archive.getvalue()
+
+    async def test_a_missing_source(self, tmp_path: Path) -> None:
+        with pytest.raises(StorageError, match=r"cannot archive .*nothing: No such file"):
+            await operations.tar(tmp_path / "nothing", tmp_path / "x.catar")
+        assert names_in(tmp_path) == []
 
 
 class TestBadArchives:

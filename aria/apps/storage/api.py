@@ -12,7 +12,7 @@ Other apps and scripts use it in two ways:
 * the building blocks, usable without a node: :func:`open_store` (any store by URL), the
   operations (:func:`make`, :func:`make_from_stream`, :func:`extract`, :func:`cat`,
   :func:`read_range`, :func:`chop`, :func:`verify`, :func:`prune`, :func:`info`,
-  :func:`cache_chunks`, :func:`untar`), the format
+  :func:`cache_chunks`, :func:`tar`, :func:`untar`), the format
   (:class:`Index`, :func:`read_index`, :class:`ChunkSizes`, :class:`Digest`) and the errors.
 
 Everything is trio-native: blocking work runs in ``trio.to_thread``; remote stores built on
@@ -53,6 +53,7 @@ from aria.apps.storage.operations import (
     make_from_stream,
     prune,
     read_range,
+    tar,
     untar,
     verify,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "prune",
     "read_index",
     "read_range",
+    "tar",
     "untar",
     "verify",
 ]

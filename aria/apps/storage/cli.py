@@ -510,6 +510,54 @@ async def _untar(
     click.echo(f"{created} entries unpacked into {target}", err=True)
 
 
+@cli.command()
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("source", type=click.Path(file_okay=False))
+@_STORE
+@click.option("-i", "--index", "as_index", is_flag=True, help="Write a .caidx and store the chunks (-s).")
+@click.option("-m", "--chunk-size", default="16:64:256", show_default=True, help="min:avg:max in KiB.")
+@_CONCURRENCY
+@_UNCOMPRESSED
+def tar(
+    archive: str,
+    source: str,
+    stores: tuple[str, ...],
+    as_index: bool,
+    chunk_size: str,
+    concurrency: int | None,
+    uncompressed: bool,
+) -> None:
+    """Archive the SOURCE directory as a .catar ARCHIVE, or with -i as a .caidx plus chunks in -s STORE."""
+    if as_index and not stores:
+        _fail("tar", "-i writes chunks: give a store with -s STORE", 2)
+    _tar(archive, source, stores, as_index, chunk_size, concurrency, uncompressed)
+
+
+@_run("tar")
+async def _tar(
+    archive: str,
+    source: str,
+    stores: tuple[str, ...],
+    as_index: bool,
+    chunk_size: str,
+    concurrency: int | None,
+    uncompressed: bool,
+) -> None:
+    from aria.apps.storage import operations
+    from aria.apps.storage.sizes import ChunkSizes
+    from aria.apps.storage.stores import open_stores
+
+    if not as_index:
+        await operations.tar(source, archive)
+        return
+    async with open_stores(stores, options=_options(uncompressed)) as store:
+        index = await operations.tar(
+            source, None, store, sizes=ChunkSizes.parse(chunk_size), concurrency=concurrency
+        )
+    assert index is not None
+    await trio.to_thread.run_sync(_write_atomically, Path(archive), index.to_bytes())
+
+
 @cli.command("list-chunks")
 @click.argument("index", type=click.Path(dir_okay=False))
 def list_chunks(index: str) -> None:

@@ -854,6 +854,89 @@ async def untar(
             await trio.to_thread.run_sync(lambda: temporary.unlink(missing_ok=True))
 
 
+async def tar(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None,
+    store: Store | None = None,
+    *,
+    sizes: ChunkSizes | None = None,
+    digest: Digest = Digest.SHA512_256,
+    concurrency: int | None = None,
+) -> Index | None:
+    """Archive a directory tree as a catar (desync's ``tar``), or chunk it into a store (``tar -i``).
+
+    Args:
+        source: The directory.
+        output: Without a store, the ``.catar`` to write (atomically: a temporary file renamed);
+            with a store it is ignored (pass None) and the archive is streamed into the chunker.
+        store: Where the archive's chunks go; the returned index is then its ``.caidx``.
+
+    Returns:
+        The archive's index when a store is given, else None.
+
+    Raises:
+        StorageError: if the tree cannot be read, or the output cannot be written.
+    """
+    from aria.apps.storage.catar import ARCHIVE_FLAGS, write_catar
+
+    source = Path(source)
+    if store is None:
+        if output is None:
+            raise ValueError("tar needs an output file or a store")
+        target = Path(output)
+        temporary = target.parent / f".{target.name}.aria-{secrets.token_hex(6)}"
+
+        def write() -> None:
+            try:
+                with open(temporary, "wb") as out:
+                    write_catar(source, out)
+                os.replace(temporary, target)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+
+        await trio.to_thread.run_sync(write)
+        return None
+    send, receive = trio.open_memory_channel[bytes](1)
+
+    async def produce() -> None:
+        async with send:
+            sink = _ChannelSink(send)
+
+            def write() -> None:
+                write_catar(source, sink)
+                sink.flush()
+
+            await trio.to_thread.run_sync(write)
+
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            index, _ = await make_from_stream(
+                receive, store, sizes=sizes, digest=digest, concurrency=concurrency
+            )
+    index.flags = ARCHIVE_FLAGS if digest is Digest.SHA512_256 else ARCHIVE_FLAGS & ~FLAG_SHA512_256
+    return index
+
+
+class _ChannelSink:
+    """A file-like object for a worker thread that sends what is written, in 1 MiB pieces, to trio."""
+
+    def __init__(self, channel: trio.MemorySendChannel[bytes]) -> None:
+        self._channel = channel
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) >= READ_BLOCK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            trio.from_thread.run(self._channel.send, bytes(self._buffer))
+            self._buffer.clear()
+
+
 __all__ = [
     "CacheStats",
     "ExtractStats",
@@ -868,6 +951,7 @@ __all__ = [
     "make_from_stream",
     "prune",
     "read_range",
+    "tar",
     "untar",
     "verify",
 ]
