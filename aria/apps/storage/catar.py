@@ -1,4 +1,4 @@
-"""Reading and unpacking ``.catar`` archives (casync's directory-tree format), also via ``.caidx``.
+"""``.catar`` archives (casync's directory-tree format): writing, reading and unpacking.
 
 A catar is the root directory's *entry*: an ENTRY record (feature flags, mode, chattr flags, uid,
 gid, mtime in ns), optional metadata records (user and group names, xattrs, ACLs, fcaps, SELinux
@@ -7,7 +7,8 @@ its children in name order (each a FILENAME record then the child's own entry) e
 lookup table. Every record starts with ``(u64 size, u64 type)``; ``size`` includes those 16 bytes.
 
 :func:`read_catar` walks an archive from a binary file object without loading payloads;
-:func:`untar` recreates the tree on disk. Names that would escape the target (``..``, ``/``) are
+:func:`untar` recreates the tree on disk; :func:`write_catar` archives a tree, byte-identical to
+``casync make`` with the same features (:data:`ARCHIVE_FLAGS`). Names that would escape the target (``..``, ``/``) are
 refused, as is any record out of place; each error names the archive and the byte offset.
 """
 
