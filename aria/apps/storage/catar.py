@@ -8,8 +8,9 @@ lookup table. Every record starts with ``(u64 size, u64 type)``; ``size`` includ
 
 :func:`read_catar` walks an archive from a binary file object without loading payloads;
 :func:`untar` recreates the tree on disk; :func:`write_catar` archives a tree, byte-identical to
-``casync make`` with the same features (:data:`ARCHIVE_FLAGS`). Names that would escape the target (``..``, ``/``) are
-refused, as is any record out of place; each error names the archive and the byte offset.
+``casync make`` with the same features (:data:`ARCHIVE_FLAGS`). Names that would escape the target
+(``..``, ``/``) are refused, as is any record out of place; each error names the archive and the
+byte offset.
 """
 
 from __future__ import annotations
