@@ -20,11 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from aria.apps.storage.errors import StoreURLError
-from aria.apps.storage.stores.base import DEFAULT_CONCURRENCY, StorageProblem, Store
+from aria.apps.storage.stores.base import StorageProblem, Store, StoreOptions
 from aria.apps.storage.stores.cache import CacheStore, RouterStore
 from aria.apps.storage.stores.local import LocalStore
 from aria.apps.storage.stores.memory import MemoryStore
@@ -45,34 +44,6 @@ __all__ = [
 
 SCHEMES = ("file", "http", "https", "s3+http", "s3+https", "sftp", "memory")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-@dataclass(frozen=True)
-class StoreOptions:
-    """Options shared by every store kind.
-
-    Attributes:
-        compressed: False for an uncompressed store (desync's ``uncompressed`` option).
-        concurrency: How many requests a remote store keeps in flight in batch calls.
-        timeout: Seconds before a remote request fails.
-        http_headers: Extra headers for HTTP stores (e.g. ``Authorization``).
-        s3_access_key, s3_secret_key, s3_region: S3 credentials; empty means the environment's
-            (``AWS_ACCESS_KEY_ID``, ...) as boto reads them.
-        sftp_password, sftp_known_hosts, sftp_client_keys: SFTP login; ``sftp_known_hosts=None``
-            means asyncssh's default (``~/.ssh/known_hosts``); an empty tuple of client keys means
-            asyncssh's default keys and agent.
-    """
-
-    compressed: bool = True
-    concurrency: int = DEFAULT_CONCURRENCY
-    timeout: float = 60.0
-    http_headers: tuple[tuple[str, str], ...] = ()
-    s3_access_key: str = ""
-    s3_secret_key: str = ""
-    s3_region: str = ""
-    sftp_password: str = ""
-    sftp_known_hosts: str | None = None
-    sftp_client_keys: tuple[str, ...] = field(default_factory=tuple)
 
 
 def scheme_of(location: str) -> str:

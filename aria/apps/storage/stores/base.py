@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import trio
@@ -21,6 +22,34 @@ from aria.apps.storage.format import Digest, compress_chunk, decompress_chunk
 
 #: How many requests a remote store's batch methods keep in flight by default.
 DEFAULT_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Options shared by every store kind.
+
+    Attributes:
+        compressed: False for an uncompressed store (desync's ``uncompressed`` option).
+        concurrency: How many requests a remote store keeps in flight in batch calls.
+        timeout: Seconds before a remote request fails.
+        http_headers: Extra headers for HTTP stores (e.g. ``Authorization``).
+        s3_access_key, s3_secret_key, s3_region: S3 credentials; empty means the environment's
+            (``AWS_ACCESS_KEY_ID``, ...) as boto reads them.
+        sftp_password, sftp_known_hosts, sftp_client_keys: SFTP login; ``sftp_known_hosts=None``
+            means asyncssh's default (``~/.ssh/known_hosts``); an empty tuple of client keys means
+            asyncssh's default keys and agent.
+    """
+
+    compressed: bool = True
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = 60.0
+    http_headers: tuple[tuple[str, str], ...] = ()
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = ""
+    sftp_password: str = ""
+    sftp_known_hosts: str | None = None
+    sftp_client_keys: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Store(abc.ABC):

@@ -10,7 +10,7 @@ import trio
 
 from aria.apps.storage.errors import ChunkMissing, StoreFailure
 from aria.apps.storage.format import Digest, chunk_relative_path
-from aria.apps.storage.stores.base import Store
+from aria.apps.storage.stores.base import Store, StoreOptions
 
 
 class HTTPStore(Store):
@@ -20,10 +20,7 @@ class HTTPStore(Store):
     store behind the server instead.
     """
 
-    def __init__(self, location: str, options: object) -> None:
-        from aria.apps.storage.stores import StoreOptions
-
-        assert isinstance(options, StoreOptions)
+    def __init__(self, location: str, options: StoreOptions) -> None:
         self.location = location
         self.base = location if location.endswith("/") else f"{location}/"
         self.compressed = options.compressed

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from aria.apps.storage.errors import ChunkMissing, StoreFailure, StoreURLError
 from aria.apps.storage.format import Digest, chunk_relative_path
 from aria.apps.storage.pipeline import single_errors
-from aria.apps.storage.stores.base import Store
+from aria.apps.storage.stores.base import Store, StoreOptions
 
 R = TypeVar("R")
 _KEY = re.compile(r"(?:^|/)([0-9a-f]{4})/(\1[0-9a-f]{60})(\.cacnk)?$")
@@ -53,7 +53,9 @@ def parse_s3_location(location: str) -> tuple[str, str, str, str]:
 class S3Store(Store):
     """An S3 bucket (and key prefix) holding chunks; open it with :func:`open_s3_store`."""
 
-    def __init__(self, location: str, client: Any, loop: Any, bucket: str, prefix: str, options: Any) -> None:
+    def __init__(
+        self, location: str, client: Any, loop: Any, bucket: str, prefix: str, options: StoreOptions
+    ) -> None:
         self.location = location
         self.compressed = options.compressed
         self.concurrency = options.concurrency
@@ -142,7 +144,7 @@ class S3Store(Store):
 
 
 @asynccontextmanager
-async def open_s3_store(location: str, options: Any) -> AsyncIterator[S3Store]:
+async def open_s3_store(location: str, options: StoreOptions) -> AsyncIterator[S3Store]:
     """Open an S3 store: its own trio-asyncio loop and an aiobotocore client, closed at the end.
 
     Raises:
@@ -176,7 +178,13 @@ async def open_s3_store(location: str, options: Any) -> AsyncIterator[S3Store]:
 
 @asynccontextmanager
 async def _client(
-    location: str, session: Any, endpoint: str, config: AioConfig, options: Any, credentials: Any, loop: Any
+    location: str,
+    session: Any,
+    endpoint: str,
+    config: AioConfig,
+    options: StoreOptions,
+    credentials: Any,
+    loop: Any,
 ) -> AsyncIterator[Any]:
     """An aiobotocore S3 client entered and exited on ``loop``."""
     creator = session.create_client(

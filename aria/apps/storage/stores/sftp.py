@@ -22,7 +22,7 @@ import trio_asyncio
 from aria.apps.storage.errors import ChunkMissing, StoreFailure, StoreURLError
 from aria.apps.storage.format import CHUNK_EXTENSION, Digest
 from aria.apps.storage.pipeline import single_errors
-from aria.apps.storage.stores.base import Store
+from aria.apps.storage.stores.base import Store, StoreOptions
 from aria.apps.storage.stores.local import TEMP_PREFIX
 
 R = TypeVar("R")
@@ -32,7 +32,7 @@ _NAME = re.compile(r"^([0-9a-f]{64})(\.cacnk)?$")
 class SFTPStore(Store):
     """A directory on an SFTP server holding chunks; open it with :func:`open_sftp_store`."""
 
-    def __init__(self, location: str, sftp: Any, loop: Any, root: str, options: Any) -> None:
+    def __init__(self, location: str, sftp: Any, loop: Any, root: str, options: StoreOptions) -> None:
         self.location = location
         self.compressed = options.compressed
         self.concurrency = options.concurrency
@@ -135,7 +135,7 @@ class SFTPStore(Store):
 
 
 @asynccontextmanager
-async def open_sftp_store(location: str, options: Any) -> AsyncIterator[SFTPStore]:
+async def open_sftp_store(location: str, options: StoreOptions) -> AsyncIterator[SFTPStore]:
     """Connect (its own trio-asyncio loop and one SSH connection) and close at the end.
 
     Raises:
