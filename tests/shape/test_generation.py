@@ -105,13 +105,18 @@ class TestGenerator:
         generator = service_for(
             tiny_model_dir, data_dir, on_rule_violation="regenerate", max_attempts=2
         ).generator()
+        # A 20-year-old elf breaks age.species_range whatever the model writes.
         with pytest.raises(
             GenerationFailed,
             match=r"character 0 \(seed 3\) is still invalid after 2 attempts "
-            r"with model tiny@\w+: [a-z_]+\.[a-z_]+ at ",
+            r"with model tiny@\w+: .*age.species_range at age: elf age must be 100..750, not 20",
         ):
-            generator.generate(constraints={"archetype": "warrior"}, n=1, seed=3)
+            generator.generate(constraints={"species": "elf", "age": 20}, n=1, seed=3)
         assert generator.stats.regenerated == 1 and generator.stats.failed == 1
+        # Under the repair policy, the same clash with a constrained field cannot be repaired either.
+        repairing = service_for(tiny_model_dir, data_dir, max_attempts=1).generator()
+        with pytest.raises(GenerationFailed, match=r"age\.species_range"):
+            repairing.generate(constraints={"species": "elf", "age": 20}, n=1, seed=3)
 
     def test_a_truncated_sheet_is_an_attempt_that_failed(self, tiny_model_dir: Path, data_dir: Path) -> None:
         generator = service_for(tiny_model_dir, data_dir, max_new_tokens=20, max_attempts=1).generator()

@@ -10,7 +10,8 @@ import pytest
 
 from aria.apps.shape import corpus
 from aria.apps.shape.rules import RULES, SPECIES_AGE, point_buy_cost, repair, validate
-from aria.apps.shape.schema import constrained_schema, parse_character, schema_errors
+from aria.apps.shape.schema import character_schema, constrained_schema, parse_character, schema_errors
+from tests.shape.conftest import needs_xgrammar
 
 
 @pytest.fixture
@@ -37,6 +38,19 @@ class TestCorpus:
         assert [(p, validate(c)) for p, c in pairs if validate(c)] == []
         assert corpus.corpus(seed=11, count=5) == pairs[:5]
         assert corpus.corpus(seed=12, count=5) != pairs[:5]
+
+    @needs_xgrammar
+    def test_the_grammar_accepts_every_corpus_sheet_exactly_as_serialised(self) -> None:
+        import json
+
+        import xgrammar
+
+        grammar = xgrammar.Grammar.from_json_schema(json.dumps(character_schema()), any_whitespace=False)
+        sheets = [corpus.serialise(c) for _, c in corpus.corpus(seed=5, count=100)]
+        assert all(xgrammar.testing._is_grammar_accept_string(grammar, sheet) for sheet in sheets)
+        assert not xgrammar.testing._is_grammar_accept_string(
+            grammar, json.dumps(json.loads(sheets[0]), indent=1)
+        )
 
     def test_training_text_uses_the_decoders_serialisation(self) -> None:
         _prompt, character = corpus.corpus(seed=1, count=1)[0]

@@ -21,7 +21,7 @@ from aria.apps.shape.rules import (
     POINT_BUY_COST,
     SPECIES_AGE,
 )
-from aria.apps.shape.schema import SCHEMA_VERSION, character_schema
+from aria.apps.shape.schema import SCHEMA_VERSION, character_schema, in_schema_order
 
 PROMPT_TOKEN = "<|prompt|>"
 SHEET_TOKEN = "<|sheet|>"
@@ -164,35 +164,43 @@ def random_character(rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.5:
         backstory += f" and now seeks {rng.choice(_enum('motivations', '[]'))}"
     backstory += "."
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "name": name,
-        "pronouns": rng.choice(_enum("pronouns")),
-        "species": species,
-        "archetype": archetype,
-        "age": rng.randint(low, high),
-        "appearance": {
-            "height": height_word,
-            "build": rng.choice(_enum("appearance", "build")),
-            "hair": rng.choice(_enum("appearance", "hair")),
-            "eyes": rng.choice(_enum("appearance", "eyes")),
-            "avatar": avatar,
-        },
-        "personality": {
-            **{
-                trait: round(rng.random(), 2)
-                for trait in ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+    return in_schema_order(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "pronouns": rng.choice(_enum("pronouns")),
+            "species": species,
+            "archetype": archetype,
+            "age": rng.randint(low, high),
+            "appearance": {
+                "height": height_word,
+                "build": rng.choice(_enum("appearance", "build")),
+                "hair": rng.choice(_enum("appearance", "hair")),
+                "eyes": rng.choice(_enum("appearance", "eyes")),
+                "avatar": avatar,
             },
-            "traits": rng.sample(_enum("personality", "traits", "[]"), rng.randint(1, 3)),
-        },
-        "stats": _stats(rng),
-        "abilities": abilities,
-        "backstory": backstory,
-        "motivations": rng.sample(_enum("motivations", "[]"), rng.randint(1, 2)),
-        "dialogue": rng.sample(_LINES, rng.randint(1, 2)),
-        "relationships": relationships,
-        "goals": goals,
-    }
+            "personality": {
+                **{
+                    trait: round(rng.random(), 2)
+                    for trait in (
+                        "openness",
+                        "conscientiousness",
+                        "extraversion",
+                        "agreeableness",
+                        "neuroticism",
+                    )
+                },
+                "traits": rng.sample(_enum("personality", "traits", "[]"), rng.randint(1, 3)),
+            },
+            "stats": _stats(rng),
+            "abilities": abilities,
+            "backstory": backstory,
+            "motivations": rng.sample(_enum("motivations", "[]"), rng.randint(1, 2)),
+            "dialogue": rng.sample(_LINES, rng.randint(1, 2)),
+            "relationships": relationships,
+            "goals": goals,
+        }
+    )
 
 
 def describe(character: dict[str, Any], rng: random.Random) -> str | None:

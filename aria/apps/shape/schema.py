@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,6 +67,29 @@ def parse_character(text: str) -> tuple[dict[str, Any] | None, list[SchemaError]
     except json.JSONDecodeError as exc:
         return None, [SchemaError("", f"not valid JSON: {exc.msg} at character {exc.pos}")]
     return document, schema_errors(document)
+
+
+def schema_digest() -> str:
+    """A short hash of the schema file: models trained on one field order are tied to it."""
+    return hashlib.sha256(_schema_text().encode()).hexdigest()[:10]
+
+
+def in_schema_order(document: Any, schema: Mapping[str, Any] | None = None) -> Any:
+    """A copy of ``document`` with object keys in the schema's property order (how sheets are written)."""
+    schema = character_schema() if schema is None else schema
+    if isinstance(document, dict) and "properties" in schema:
+        properties = schema["properties"]
+        ordered = {
+            key: in_schema_order(document[key], properties[key]) for key in properties if key in document
+        }
+        ordered.update({key: value for key, value in document.items() if key not in properties})
+        return ordered
+    if isinstance(document, list) and isinstance(schema.get("items"), Mapping):
+        items = schema["items"]
+        if "anyOf" in items:
+            return [in_schema_order(value, items["anyOf"][0]) for value in document]
+        return [in_schema_order(value, items) for value in document]
+    return document
 
 
 def constrained_schema(constraints: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import structlog
 
 from aria.apps.shape.generator import Generator
 from aria.apps.shape.model import BaseRecipe, exclusive, is_complete, load_model, select_device, train_base
+from aria.apps.shape.schema import schema_digest
 from aria.apps.shape.settings import ShapeSection
 
 
@@ -28,8 +29,9 @@ def recipe_from(settings: ShapeSection) -> BaseRecipe:
 
 
 def recipe_dir(models_dir: Path, recipe: BaseRecipe) -> Path:
-    """Where the default model of ``recipe`` lives: a name that changes when the recipe does."""
-    digest = hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode()).hexdigest()[:10]
+    """Where the default model of ``recipe`` lives: a name that changes with the recipe or the schema."""
+    identity = {**asdict(recipe), "schema": schema_digest()}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     return models_dir / f"default-{digest}"
 
 
