@@ -72,6 +72,32 @@ class TestChunkServer:
                 assert list(backing.chunks) == [bytes.fromhex(FIRST)]
             nursery.cancel_scope.cancel()
 
+    async def test_served_chunks_are_verified_and_not_recompressed(
+        self, desync_data: Path, tmp_path: Path
+    ) -> None:
+        store = LocalStore(tmp_path / "store")
+        data = (desync_data / "blob1").read_bytes()[:3505]
+        chunk_id = bytes.fromhex(FIRST)
+        await store.put_chunk(chunk_id, data)
+        other = bytes(32)
+        store.path_of(other).parent.mkdir(parents=True, exist_ok=True)
+        store.path_of(other).write_bytes(compress_chunk(b"does not hash to zeros"))
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(serve_chunks, store, "127.0.0.1:0")
+            raw_address = await nursery.start(
+                lambda task_status: serve_chunks(
+                    store, "127.0.0.1:0", compressed=False, task_status=task_status
+                )
+            )
+            async with httpx.AsyncClient() as client:
+                served = await client.get(f"http://{address}/{FIRST[:4]}/{FIRST}.cacnk")
+                assert served.content == store.path_of(chunk_id).read_bytes()  # the stored frame itself
+                raw = await client.get(f"http://{raw_address}/{FIRST[:4]}/{FIRST}")
+                assert raw.content == data
+                bad = await client.get(f"http://{address}/0000/{'0' * 64}.cacnk")
+                assert bad.status_code == 500 and "is invalid" in bad.text
+            nursery.cancel_scope.cancel()
+
     async def test_make_into_a_writable_server_uncompressed(self, desync_data: Path, tmp_path: Path) -> None:
         backing = LocalStore(tmp_path / "raw", compressed=False)
         async with trio.open_nursery() as nursery:

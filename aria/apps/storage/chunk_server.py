@@ -19,7 +19,7 @@ import trio
 import zstandard
 
 from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, StorageError
-from aria.apps.storage.format import MAX_CHUNK_SIZE, Digest, compress_chunk, decompress_chunk
+from aria.apps.storage.format import MAX_CHUNK_SIZE, Digest, decompress_chunk
 from aria.apps.storage.stores.base import Store
 
 _PATH = re.compile(r"^/([0-9a-f]{4})/(\1[0-9a-f]{60})(\.cacnk)?$")
@@ -97,10 +97,7 @@ class ChunkServerApp:
             if method == "HEAD":
                 return (200, b"") if await self.store.has_chunk(chunk_id) else (404, b"")
             if method == "GET":
-                data = await self.store.get_chunk(chunk_id, self.digest)
-                if self.compressed:
-                    data = await trio.to_thread.run_sync(compress_chunk, data)
-                return 200, data
+                return 200, await self.store.get_chunk_as(chunk_id, self.digest, compressed=self.compressed)
             if not self.writable:
                 return 400, b"this chunk server is read-only\n"
             body = await _read_body(receive)

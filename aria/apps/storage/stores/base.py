@@ -171,6 +171,15 @@ class Store(abc.ABC):
                 nursery.start_soon(one, chunk_id, data)
         return written
 
+    async def get_chunk_as(self, chunk_id: bytes, digest: Digest, *, compressed: bool) -> bytes:
+        """The chunk as a wire or file body: one zstd frame if ``compressed``, else the raw bytes.
+
+        Verified like :meth:`get_chunk`. Stores that keep chunks in the asked form return the stored
+        bytes without compressing them again (the chunk server relies on this).
+        """
+        data = await self.get_chunk(chunk_id, digest)
+        return await trio.to_thread.run_sync(compress_chunk, data) if compressed else data
+
     # Helpers for subclasses -------------------------------------------------------------------
 
     def encode(self, data: bytes | memoryview) -> bytes:

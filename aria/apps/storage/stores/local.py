@@ -16,7 +16,7 @@ from pathlib import Path
 import trio
 
 from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, StoreFailure
-from aria.apps.storage.format import CHUNK_EXTENSION, CHUNK_ID_SIZE, Digest
+from aria.apps.storage.format import CHUNK_EXTENSION, CHUNK_ID_SIZE, Digest, compress_chunk
 from aria.apps.storage.stores.base import StorageProblem, Store
 
 TEMP_PREFIX = ".tmp-cacnk"
@@ -44,15 +44,27 @@ class LocalStore(Store):
     # Blocking primitives (run in worker threads) ----------------------------------------------
 
     def get_blocking(self, chunk_id: bytes, digest: Digest) -> bytes:
+        return self.decode(chunk_id, self._read(chunk_id), digest)
+
+    def _read(self, chunk_id: bytes) -> bytes:
         path = self.path_of(chunk_id)
         try:
             with open(path, "rb") as handle:
-                stored = handle.read()
+                return handle.read()
         except FileNotFoundError:
             raise ChunkMissing(chunk_id, self.location) from None
         except OSError as exc:
             raise StoreFailure(self.location, f"reading {path}", exc.strerror or str(exc)) from exc
-        return self.decode(chunk_id, stored, digest)
+
+    async def get_chunk_as(self, chunk_id: bytes, digest: Digest, *, compressed: bool) -> bytes:
+        def read() -> bytes:
+            stored = self._read(chunk_id)
+            data = self.decode(chunk_id, stored, digest)  # verified either way
+            if compressed == self.compressed:
+                return stored
+            return compress_chunk(data) if compressed else data
+
+        return await trio.to_thread.run_sync(read)
 
     def has_blocking(self, chunk_id: bytes) -> bool:
         return self.path_of(chunk_id).exists()
