@@ -4,6 +4,7 @@ routes served by a real hypercorn (trio worker) on loopback."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -120,7 +121,7 @@ async def serving(node: Node) -> AsyncIterator[httpx.AsyncClient]:
     app = QuartTrio(f"aria-auth-test-{node.listener.getsockname()[1]}")
     app.register_blueprint(create_blueprint(node.system.whereis("aria_auth")))
     config = HypercornConfig()
-    config.bind = [f"fd://{node.listener.fileno()}"]
+    config.bind = [f"fd://{os.dup(node.listener.fileno())}"]  # hypercorn closes what it is given
     config.accesslog = None
     config.errorlog = None
     async with trio.open_nursery() as nursery:

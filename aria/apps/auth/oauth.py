@@ -70,7 +70,7 @@ class HttpRequest(OAuth2Request):
         args: list[tuple[str, str]],
         form: list[tuple[str, str]],
     ) -> None:
-        super().__init__(method, uri, headers)
+        super().__init__(method, uri, headers=headers)
         self._args = {k: v for k, v in reversed(args)}
         self._form = {k: v for k, v in reversed(form)}
         self.payload = _Payload(args + form)
