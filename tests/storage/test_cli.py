@@ -140,6 +140,10 @@ class TestBadInput:
         code, _, err = run("cat", str(desync_data / "blob1.caibx"))
         assert code == 2 and "no store given: use -s STORE" in err
 
+    def test_an_unwritable_index_path(self, desync_data: Path, tmp_path: Path) -> None:
+        code, _, err = run("make", str(tmp_path / "no" / "dir" / "x.caibx"), str(desync_data / "blob1"))
+        assert code == 1 and "cannot write" in err and "x.caibx" in err
+
     def test_bad_flags(self, desync_data: Path, tmp_path: Path) -> None:
         code, _, err = run("make", str(tmp_path / "x.caibx"), str(desync_data / "blob1"), "-m", "1:2")
         assert code == 1 and "must be min:avg:max in KiB" in err

@@ -53,7 +53,7 @@ def _run(verb: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return trio.run(lambda: function(*args, **kwargs))
-            except (AriaError, ValueError) as exc:
+            except (AriaError, ValueError, OSError) as exc:
                 _fail(verb, str(exc))
             except KeyboardInterrupt:
                 _fail(verb, "interrupted", 130)
