@@ -92,6 +92,7 @@ class TestPublicSurface:
                 "open_process_launcher",
                 "process_child",
                 "run_command",
+                "shield_until_killed",
                 "shutdown_grace",
             ]
         )

@@ -9,7 +9,14 @@ Principles, "Supervisor Behaviour".
 Public names live here; the implementation is in the private ``_*`` modules.
 """
 
-from aria.supervisor._child import ChildContext, ChildState, ExitReason, current_child, shutdown_grace
+from aria.supervisor._child import (
+    ChildContext,
+    ChildState,
+    ExitReason,
+    current_child,
+    shield_until_killed,
+    shutdown_grace,
+)
 from aria.supervisor._events import EventBus, SupervisorEvent
 from aria.supervisor._launcher import (
     ProcessLauncher,
@@ -64,5 +71,6 @@ __all__ = [
     "open_process_launcher",
     "process_child",
     "run_command",
+    "shield_until_killed",
     "shutdown_grace",
 ]

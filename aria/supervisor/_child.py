@@ -82,10 +82,25 @@ class ChildContext:
         finally:
             self._grace_scopes.discard(scope)
 
+    @contextmanager
+    def shield_until_killed(self) -> Iterator[trio.CancelScope]:
+        """A shielded scope that only the kill cancels (no deadline): for work that must outlive
+        the graceful stop request, such as jobs finishing within a grace period of their own."""
+        scope = trio.CancelScope(shield=True)
+        if self._killed:
+            scope.cancel()
+        self._grace_scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._grace_scopes.discard(scope)
+
     def _begin_stop(self, deadline: float) -> None:
         self._stop_deadline = deadline
         for scope in self._grace_scopes:
-            scope.deadline = min(scope.deadline, deadline)
+            if scope.deadline != math.inf:  # shutdown_grace scopes; shield_until_killed ones have none
+                scope.deadline = min(scope.deadline, deadline)
 
     def _kill(self) -> None:
         self._killed = True
@@ -121,6 +136,22 @@ def shutdown_grace() -> Iterator[trio.CancelScope]:
             yield scope
     else:
         with context.shutdown_grace() as scope:
+            yield scope
+
+
+@contextmanager
+def shield_until_killed() -> Iterator[trio.CancelScope]:
+    """Shield work from the graceful stop of the current child; only its kill cancels it.
+
+    The work must end by itself when told (the child decides how long to wait); outside a
+    supervised child it is a plain shielded scope.
+    """
+    context = _current_child.get()
+    if context is None:
+        with trio.CancelScope(shield=True) as scope:
+            yield scope
+    else:
+        with context.shield_until_killed() as scope:
             yield scope
 
 

@@ -46,6 +46,7 @@ def test_ordinary_sql_passes(tmp_path: Path) -> None:
     package = tmp_path / "aria"
     package.mkdir()
     (package / "001_ok.sql").write_text(
+        "-- Portable: no triggers, functions or SERIAL here.\n/* nor LISTEN\n or NOTIFY */\n"
         "CREATE TABLE jobs (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), args JSONB, at TIMESTAMPTZ);\n"
         "SELECT id FROM jobs WHERE id IN (SELECT id FROM jobs LIMIT 5) FOR UPDATE;\n"
     )

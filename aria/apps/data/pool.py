@@ -8,7 +8,9 @@ cancel request and the pool resets the connection on release (or discards it if 
 the bridge waits for that before the trio side sees ``Cancelled``.
 
 Retries: a statement that certainly never reached the server (no connection, server restarting)
-is retried with backoff until ``data.unavailable_timeout``, then ``DatabaseUnavailable``. A
+is retried with backoff until ``data.unavailable_timeout``, then ``DatabaseUnavailable``. A lone
+statement that fails with SQLSTATE 40001 was rolled back whole and is run again (up to
+``data.transaction_attempts``). A
 statement whose connection broke in flight raises ``ConnectionLost`` (its effect is unknown), except
 plain SELECTs, which are retried. :meth:`Database.transact` re-runs a whole transaction on SQLSTATE
 40001 or a connection lost before COMMIT was sent, so its body must be safe to run again.
@@ -172,9 +174,18 @@ class Database:
         retry_in_flight = bool(_READ_ONLY.match(query)) and not _WRITES.search(query)
         deadline = trio.current_time() + self._settings.unavailable_timeout
         delay = 0.02
+        conflicts = 0
         while True:
             try:
                 return await self._loop.run_aio_coroutine(self._run(method, query, args, timeout, options))
+            except asyncpg.exceptions.SerializationError as exc:
+                # A lone statement is its own transaction: on 40001 it was rolled back whole, so
+                # running it again is safe.
+                conflicts += 1
+                if conflicts >= self._settings.transaction_attempts:
+                    raise translate(exc, self.host, self.port, self.user) from exc
+                await trio.sleep(min(1.0, 0.002 * 2**conflicts) * random.uniform(0.5, 1.5))
+                continue
             except _NotSent as exc:
                 reason = f"{type(exc.cause).__name__}: {exc.cause}"
                 if isinstance(exc.cause, _AUTH_ERRORS):
