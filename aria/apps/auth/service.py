@@ -1207,6 +1207,7 @@ class AuthService:
             decoded = jose_jwt.decode(id_token, provider["keys"], algorithms=["ES256", "RS256", "EdDSA"])
             claims = decoded.claims
             registry = jose_jwt.JWTClaimsRegistry(
+                now=lambda: int(self.clock()),
                 leeway=int(self.settings.clock_leeway),
                 iss={"essential": True, "value": provider["issuer"]},
                 aud={"essential": True, "value": provider["client_id"]},
@@ -1214,7 +1215,7 @@ class AuthService:
                 sub={"essential": True},
                 nonce={"essential": True, "value": saved["nonce"]},
             )
-            registry.validate(claims, now=int(self.clock()))
+            registry.validate(claims)
         except (JoseError, ValueError) as exc:
             self.audit_log.record(result="failure", reason=f"ID token rejected: {exc}", **audit)
             raise InvalidCredentials("federated login failed") from None
