@@ -1,0 +1,225 @@
+"""WebRTC: two aiortc peers on this machine open a data channel; their offer and answer travel only
+through aria_auth's token-authenticated signalling channel (a WebSocket on the hypercorn server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import trio
+import trio_asyncio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request, TextMessage
+
+from tests.auth.conftest import PASSWORD, Node, serving
+
+aiortc = pytest.importorskip("aiortc", reason="aiortc (and its PyAV wheel) is not installed")
+
+
+class WebSocket:
+    """A minimal WebSocket client over a trio TCP stream (wsproto), enough for signalling."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.messages: list[str] = []
+        self.close_code: int | None = None
+        self._partial = ""
+
+    @classmethod
+    async def connect(cls, port: int, path: str, headers: list[tuple[str, str]] = ()) -> WebSocket:  # type: ignore[assignment]
+        client = cls(await trio.open_tcp_stream("127.0.0.1", port))
+        request = Request(
+            host=f"127.0.0.1:{port}",
+            target=path,
+            extra_headers=[(k.encode(), v.encode()) for k, v in headers],
+        )
+        await client.stream.send_all(client.ws.send(request))
+        while True:
+            for event in await client._events():
+                if isinstance(event, AcceptConnection):
+                    return client
+                if isinstance(event, RejectConnection):
+                    raise ConnectionError(f"websocket refused with HTTP {event.status_code}")
+
+    async def _events(self) -> list[Any]:
+        data = await self.stream.receive_some(65536)
+        self.ws.receive_data(data or None)
+        return list(self.ws.events())
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.stream.send_all(self.ws.send(TextMessage(json.dumps(message))))
+
+    async def receive(self) -> dict[str, Any] | None:
+        """The next JSON message, or None once the server closed (``close_code`` says how)."""
+        while not self.messages:
+            if self.close_code is not None:
+                return None
+            for event in await self._events():
+                if isinstance(event, TextMessage):
+                    self._partial += event.data
+                    if event.message_finished:
+                        self.messages.append(self._partial)
+                        self._partial = ""
+                elif isinstance(event, CloseConnection):
+                    self.close_code = event.code
+                    try:
+                        await self.stream.send_all(self.ws.send(event.response()))
+                    except trio.BrokenResourceError:
+                        pass
+        return json.loads(self.messages.pop(0))
+
+    async def close(self) -> None:
+        try:
+            await self.stream.send_all(self.ws.send(CloseConnection(code=1000)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, Exception):
+            pass
+        await self.stream.aclose()
+
+
+# ---- the peers (asyncio side, run through trio-asyncio) ---------------------------------------
+
+
+class Peer:
+    def __init__(self) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection
+
+        # No ICE servers: host candidates only, no STUN lookups leaving the machine.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.channel: Any = None
+        self.opened = asyncio.get_event_loop().create_future()
+        self.inbox: asyncio.Queue[str] = asyncio.Queue()
+
+    def _watch(self, channel: Any) -> None:
+        self.channel = channel
+        channel.on("message", self.inbox.put_nowait)
+        if channel.readyState == "open":
+            self.opened.set_result(True)
+        else:
+            channel.on("open", lambda: self.opened.done() or self.opened.set_result(True))
+
+    async def offer(self) -> dict[str, str]:
+        self._watch(self.pc.createDataChannel("chat"))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return {"type": self.pc.localDescription.type, "sdp": self.pc.localDescription.sdp}
+
+    async def answer(self, offer: dict[str, str]) -> dict[str, str]:
+        from aiortc import RTCSessionDescription
+
+        self.pc.on("datachannel", self._watch)
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], offer["type"]))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return {"type": self.pc.localDescription.type, "sdp": self.pc.localDescription.sdp}
+
+    async def accept(self, answer: dict[str, str]) -> None:
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+
+    async def exchange(self, text: str) -> str:
+        await self.opened
+        self.channel.send(text)
+        return await self.inbox.get()
+
+    async def receive_then_reply(self, reply: str) -> str:
+        await self.opened
+        got = await self.inbox.get()
+        self.channel.send(reply)
+        return got
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def test_two_aiortc_peers_signal_through_the_authenticated_channel(node: Node) -> None:
+    auth = node.auth
+    await auth.put_role("caller", [{"permission": "webrtc.room:join"}])
+    await auth.add_user("alice", PASSWORD, roles=["caller"])
+    await auth.add_user("bob", PASSWORD, roles=["caller"])
+    await auth.add_user("mallory", PASSWORD)  # no role: may not join
+    alice = (await auth.login("alice", PASSWORD)).access_token
+    bob = (await auth.login("bob", PASSWORD)).access_token
+    mallory = (await auth.login("mallory", PASSWORD)).access_token
+    port = node.listener.getsockname()[1]
+    with trio.fail_after(90):
+        async with serving(node), trio_asyncio.open_loop() as loop:
+            # Unauthenticated, forged and unauthorised clients get nothing relayed.
+            anonymous = await WebSocket.connect(port, "/webrtc/room1")
+            await anonymous.send({"type": "auth", "token": alice[:-6] + "AAAAAA"})
+            assert await anonymous.receive() == {"type": "error", "error": "unauthenticated"}
+            assert await anonymous.receive() is None and anonymous.close_code == 4401
+            intruder = await WebSocket.connect(
+                port, "/webrtc/room1", [("Authorization", f"Bearer {mallory}")]
+            )
+            refused = await intruder.receive()
+            assert (
+                refused is not None
+                and refused["error"] == "forbidden"
+                and "deny by default" in refused["reason"]
+            )
+            assert await intruder.receive() is None and intruder.close_code == 4403
+
+            # alice authenticates with a header, bob with a first message (what browsers can do).
+            ws_a = await WebSocket.connect(port, "/webrtc/room1", [("Authorization", f"Bearer {alice}")])
+            welcome_a = await ws_a.receive()
+            assert welcome_a is not None and welcome_a["type"] == "welcome" and welcome_a["peers"] == []
+            ws_b = await WebSocket.connect(port, "/webrtc/room1")
+            await ws_b.send({"type": "auth", "token": bob})
+            welcome_b = await ws_b.receive()
+            assert welcome_b is not None and welcome_b["peers"] == [
+                {"peer": welcome_a["peer"], "name": "alice"}
+            ]
+            joined = await ws_a.receive()
+            assert joined == {"type": "peer-joined", "peer": welcome_b["peer"], "name": "bob"}
+
+            peer_a = await loop.run_aio_coroutine(_make_peer())
+            peer_b = await loop.run_aio_coroutine(_make_peer())
+            try:
+                offer = await loop.run_aio_coroutine(peer_a.offer())
+                await ws_a.send({"type": "signal", "to": welcome_b["peer"], "data": offer})
+                relayed = await ws_b.receive()
+                assert (
+                    relayed is not None
+                    and relayed["from"] == welcome_a["peer"]
+                    and relayed["name"] == "alice"
+                )
+                answer = await loop.run_aio_coroutine(peer_b.answer(relayed["data"]))
+                await ws_b.send({"type": "signal", "to": relayed["from"], "data": answer})
+                back = await ws_a.receive()
+                assert back is not None and back["name"] == "bob"
+                await loop.run_aio_coroutine(peer_a.accept(back["data"]))
+
+                async with trio.open_nursery() as nursery:
+                    results: dict[str, str] = {}
+
+                    async def side_b() -> None:
+                        results["b"] = await loop.run_aio_coroutine(peer_b.receive_then_reply("hello alice"))
+
+                    nursery.start_soon(side_b)
+                    results["a"] = await loop.run_aio_coroutine(peer_a.exchange("hello bob"))
+                assert results == {"a": "hello alice", "b": "hello bob"}
+            finally:
+                await loop.run_aio_coroutine(peer_a.close())
+                await loop.run_aio_coroutine(peer_b.close())
+
+            # Revoking alice's token ends her signalling at her next message.
+            await auth.revoke_token(alice)
+            await ws_a.send({"type": "signal", "data": {"late": True}})
+            assert await ws_a.receive() == {"type": "error", "error": "token expired or revoked"}
+            assert await ws_a.receive() is None and ws_a.close_code == 4401
+            left = await ws_b.receive()
+            assert left == {"type": "peer-left", "peer": welcome_a["peer"]}
+            for ws in (anonymous, intruder, ws_a, ws_b):
+                await ws.close()
+    records = await auth.audit(kind="authz", limit=10)
+    assert {(r["principal"], r["result"]) for r in records} >= {
+        ("alice", "allow"),
+        ("bob", "allow"),
+        ("mallory", "deny"),
+    }
+
+
+async def _make_peer() -> Peer:
+    return Peer()
