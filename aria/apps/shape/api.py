@@ -31,7 +31,7 @@ from aria.apps.shape.errors import (
 from aria.apps.shape.generator import GeneratedCharacter
 from aria.apps.shape.rewards import make_rewards
 from aria.apps.shape.rules import RULES, Violation, validate
-from aria.apps.shape.schema import SCHEMA_VERSION, character_schema
+from aria.apps.shape.schema import SCHEMA_VERSION, character_schema, constrained_schema
 from aria.apps.shape.service import ShapeService
 from aria.apps.shape.training import grpo_settings, prepare_run, read_metrics, run_status, training_child
 from aria.supervisor import DynamicSupervisor
@@ -126,6 +126,7 @@ class ShapeApi:
             seed = secrets.randbelow(2**31)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, not {type(seed).__name__}")
+        constrained_schema(constraints)  # bad constraints fail before any model work
 
         def work() -> list[GeneratedCharacter]:
             characters, stats = self.service.generator().generate(prompt, constraints, n, seed, progress)
