@@ -16,7 +16,7 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
@@ -28,13 +28,15 @@ from aria.apps.shape.errors import (
     ShapeError,
     TrainingFailed,
 )
-from aria.apps.shape.generator import GeneratedCharacter
 from aria.apps.shape.rewards import make_rewards
 from aria.apps.shape.rules import RULES, Violation, validate
 from aria.apps.shape.schema import SCHEMA_VERSION, character_schema, constrained_schema
 from aria.apps.shape.service import ShapeService
 from aria.apps.shape.training import grpo_settings, prepare_run, read_metrics, run_status, training_child
 from aria.supervisor import DynamicSupervisor
+
+if TYPE_CHECKING:
+    from aria.apps.shape.generator import GeneratedCharacter
 
 __all__ = [
     "RULES",
@@ -216,6 +218,15 @@ class ShapeApi:
     async def reward_curve(self, run: str) -> list[dict[str, Any]]:
         """Every step's report of a run (reward per reward function, loss, KL, time)."""
         return await trio.to_thread.run_sync(read_metrics, self.service.runs_dir / run)
+
+
+def __getattr__(name: str) -> Any:
+    # GeneratedCharacter lives beside torch code; load it only when someone asks for it.
+    if name == "GeneratedCharacter":
+        from aria.apps.shape.generator import GeneratedCharacter
+
+        return GeneratedCharacter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_api(settings: Any, data_dir: Path) -> ShapeApi:

@@ -13,18 +13,22 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from aria.apps.shape.generator import Generator
-from aria.apps.shape.model import BaseRecipe, exclusive, is_complete, load_model, select_device, train_base
 from aria.apps.shape.schema import schema_digest
 from aria.apps.shape.settings import ShapeSection
+
+if TYPE_CHECKING:  # torch and transformers load on first use, not when the node boots
+    from aria.apps.shape.generator import Generator
+    from aria.apps.shape.model import BaseRecipe
 
 
 def recipe_from(settings: ShapeSection) -> BaseRecipe:
     """The default model's recipe as configured (seed, corpus size, steps)."""
+    from aria.apps.shape.model import BaseRecipe
+
     return BaseRecipe(seed=settings.base_seed, characters=settings.base_characters, steps=settings.base_steps)
 
 
@@ -60,6 +64,8 @@ class ShapeService:
 
         Two processes asking at once train it once: the second waits on a file lock, then loads.
         """
+        from aria.apps.shape.model import exclusive, is_complete, train_base
+
         target = self.default_model_dir()
         if is_complete(target):
             return target
@@ -83,6 +89,9 @@ class ShapeService:
 
     def generator(self) -> Generator:
         """The generator, loading the model on first use (blocking; thread-safe)."""
+        from aria.apps.shape.generator import Generator
+        from aria.apps.shape.model import load_model, select_device
+
         with self._lock:
             if self._generator is None:
                 device, dtype = select_device(self.settings.device, self.settings.torch_threads)
