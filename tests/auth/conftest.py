@@ -98,7 +98,6 @@ class Node:
 async def running_node(data_dir: Path, **auth: Any) -> AsyncIterator[Node]:
     """Boot aria_auth on ``data_dir`` with the issuer at a loopback port reserved for its routes."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     issuer = f"http://127.0.0.1:{listener.getsockname()[1]}"
     try:
