@@ -368,3 +368,34 @@ class TestCommands:
         assert result.exit_code == 0 and "account disabled" in result.output
         result = await run("key", "rotate")
         assert result.exit_code == 0 and "version 2" in result.output
+
+
+class TestRecovery:
+    async def test_verification_and_authorisation_outlive_a_database_outage(self, node: Node) -> None:
+        auth = node.auth
+        await auth.put_role("reader", ["notes:read"])
+        await auth.add_user("alice", PASSWORD, roles=["reader"])
+        tokens = await auth.login("alice", PASSWORD)
+        await node.system.terminate_child("aria_data/postgres")
+        principal = await auth.verify_token(tokens.access_token)  # cached keys and revocation list
+        decision = await auth.authorize(principal, "read", "notes/n1", {"request_id": "during-outage"})
+        assert decision.allowed
+        assert auth.audit_log.pending >= 1  # kept for later, not lost and not blocking
+        await node.system.restart_child("aria_data/postgres")
+        with trio.fail_after(60):
+            records = await auth.audit(request_id="during-outage")
+        assert [(r["principal"], r["result"]) for r in records] == [("alice", "allow")]
+
+    async def test_a_crashed_service_restarts_with_its_state(self, node: Node) -> None:
+        await node.auth.add_user("alice", PASSWORD)
+        tokens = await node.auth.login("alice", PASSWORD)
+        await node.auth.revoke_token(tokens.access_token)
+        await node.system.kill_child("aria_auth/service")
+        with trio.fail_after(60):
+            restarted = await node.system.whereis("aria_auth").get()
+        assert restarted is not node.auth
+        with pytest.raises(InvalidToken, match="revoked"):
+            await restarted.verify_token(tokens.access_token)  # the revocation list came back
+        fresh = await restarted.login("alice", PASSWORD)
+        assert (await restarted.verify_token(fresh.access_token)).name == "alice"
+        assert (await restarted.health())["ok"]

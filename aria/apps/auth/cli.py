@@ -195,6 +195,7 @@ def role_put(
 @click.argument("name")
 @_config
 def role_delete(name: str, config_file: str | None) -> None:
+    """Delete role NAME (and its bindings)."""
     _call(config_file, "auth.role.delete", name=name)
     click.echo(f"role {name} deleted")
 
@@ -202,6 +203,7 @@ def role_delete(name: str, config_file: str | None) -> None:
 @role.command("list")
 @_config
 def role_list(config_file: str | None) -> None:
+    """List roles with their permissions."""
     for entry in _call(config_file, "auth.role.list")["roles"]:
         mfa = " (MFA)" if entry["require_mfa"] else ""
         perms = ", ".join(p if isinstance(p, str) else json.dumps(p) for p in entry["permissions"])
@@ -225,6 +227,7 @@ def role_grant(role_name: str, principal: str | None, group: str | None, config_
 @click.option("--group")
 @_config
 def role_revoke(role_name: str, principal: str | None, group: str | None, config_file: str | None) -> None:
+    """Unbind ROLE_NAME from a user/service or a group."""
     _call(config_file, "auth.role.revoke", role=role_name, principal=principal, group=group)
     click.echo(f"role {role_name} revoked from {principal or group}")
 
@@ -239,6 +242,7 @@ def group() -> None:
 @click.option("--description", default="")
 @_config
 def group_add(name: str, description: str, config_file: str | None) -> None:
+    """Create group NAME."""
     _call(config_file, "auth.group.add", name=name, description=description)
     click.echo(f"group {name} created")
 
