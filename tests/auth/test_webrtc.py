@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,11 +90,11 @@ class WebSocket:
 
 
 class Peer:
-    def __init__(self) -> None:
+    def __init__(self, configuration: Any = None) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
 
-        # No ICE servers: host candidates only, no STUN lookups leaving the machine.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # By default no ICE servers: host candidates only, no STUN lookups leaving the machine.
+        self.pc = RTCPeerConnection(configuration or RTCConfiguration(iceServers=[]))
         self.channel: Any = None
         self.opened = asyncio.get_event_loop().create_future()
         self.inbox: asyncio.Queue[str] = asyncio.Queue()
@@ -221,5 +228,113 @@ async def test_two_aiortc_peers_signal_through_the_authenticated_channel(node: N
     }
 
 
-async def _make_peer() -> Peer:
-    return Peer()
+async def _make_peer(configuration: Any = None) -> Peer:
+    return Peer(configuration)
+
+
+@asynccontextmanager
+async def turn_server(secret: bytes, workdir: Path) -> AsyncIterator[int]:
+    """coturn on 127.0.0.1 checking TURN REST credentials with ``secret``; yields its port."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    relay_base = random.randrange(50000, 60000, 100)
+    args = [
+        "turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+        f"--min-port={relay_base}", f"--max-port={relay_base + 99}", "--use-auth-secret",
+        f"--static-auth-secret={secret.decode()}", "--realm=aria.test", "--no-tls", "--no-dtls", "--no-cli",
+        "--allow-loopback-peers", "--log-file=stdout", "--simple-log", f"--pidfile={workdir / 'turn.pid'}",
+        f"--userdb={workdir / 'turndb'}",
+    ]  # fmt: skip
+    process = await trio.lowlevel.open_process(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    try:
+        async with trio.open_nursery() as nursery:
+            seen = b""
+            with trio.fail_after(30):
+                while b"Total General servers" not in seen:
+                    chunk = await process.stdout.receive_some(65536)
+                    if not chunk:
+                        raise RuntimeError(f"turnserver exited: {seen.decode(errors='replace')[-2000:]}")
+                    seen += chunk
+
+            async def drain() -> None:  # keep its log pipe from filling up
+                while await process.stdout.receive_some(65536):
+                    pass
+
+            nursery.start_soon(drain)
+            yield port
+            nursery.cancel_scope.cancel()
+    finally:
+        process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
+
+
+@pytest.mark.skipif(shutil.which("turnserver") is None, reason="coturn's turnserver is not installed")
+async def test_peers_relay_through_coturn_with_credentials_from_aria(node: Node, tmp_path: Path) -> None:
+    """The TURN REST credentials work with a real TURN server: with relay-only ICE, two peers can
+    connect only through coturn, which accepts aria's credentials and refuses expired or forged ones."""
+    from aioice.stun import TransactionFailed
+    from aioice.turn import create_turn_endpoint
+    from aiortc import RTCConfiguration, RTCIceServer
+    from aiortc.rtcconfiguration import RTCIceTransportPolicy
+
+    from aria.apps.auth.turn import turn_credentials
+
+    auth = node.auth
+    await auth.add_user("alice", PASSWORD)
+    await auth.add_user("bob", PASSWORD)
+    secret = await auth.turn_shared_secret()
+    principals = [
+        await auth.verify_token((await auth.login(n, PASSWORD)).access_token) for n in ("alice", "bob")
+    ]
+    with trio.fail_after(90):
+        async with turn_server(secret, tmp_path) as port, trio_asyncio.open_loop() as loop:
+
+            def configuration(credentials: dict[str, Any]) -> Any:
+                server = RTCIceServer(
+                    urls=f"turn:127.0.0.1:{port}",
+                    username=credentials["username"],
+                    credential=credentials["credential"],
+                )
+                return RTCConfiguration(iceServers=[server], iceTransportPolicy=RTCIceTransportPolicy.RELAY)
+
+            async def allocate(username: str, password: str) -> None:
+                transport, _ = await create_turn_endpoint(
+                    asyncio.DatagramProtocol, ("127.0.0.1", port), username, password
+                )
+                transport.close()
+
+            good = auth.turn_credentials(principals[0])
+            await loop.run_aio_coroutine(allocate(good["username"], good["credential"]))
+            expired = turn_credentials(secret, principals[0].id, ttl=60, now=auth.clock() - 3600, uris=[])
+            forged = {**good, "username": good["username"].replace(":", "0:", 1)}  # a later expiry
+            for bad in (expired, forged):
+                with pytest.raises(TransactionFailed, match="401"):
+                    await loop.run_aio_coroutine(allocate(bad["username"], bad["credential"]))
+
+            peer_a = await loop.run_aio_coroutine(
+                _make_peer(configuration(auth.turn_credentials(principals[0])))
+            )
+            peer_b = await loop.run_aio_coroutine(
+                _make_peer(configuration(auth.turn_credentials(principals[1])))
+            )
+            try:
+                offer = await loop.run_aio_coroutine(peer_a.offer())
+                assert "typ relay" in offer["sdp"] and "typ host" not in offer["sdp"]
+                answer = await loop.run_aio_coroutine(peer_b.answer(offer))
+                await loop.run_aio_coroutine(peer_a.accept(answer))
+                async with trio.open_nursery() as nursery:
+                    results: dict[str, str] = {}
+
+                    async def side_b() -> None:
+                        results["b"] = await loop.run_aio_coroutine(peer_b.receive_then_reply("relayed back"))
+
+                    nursery.start_soon(side_b)
+                    results["a"] = await loop.run_aio_coroutine(peer_a.exchange("relayed"))
+                assert results == {"a": "relayed back", "b": "relayed"}
+            finally:
+                await loop.run_aio_coroutine(peer_a.close())
+                await loop.run_aio_coroutine(peer_b.close())
