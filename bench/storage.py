@@ -188,9 +188,9 @@ def main() -> None:
     parser.add_argument("--memory-gib", type=float, default=1.0, help="File size for peak memory; 0 skips.")
     arguments = parser.parse_args()
     if shutil.which("casync") is None:
-        raise SystemExit(
-            "casync is not installed (Debian package casync): it is the peer this bench measures"
-        )
+        # Not an error for `make bench`, which runs every bench in turn: say why nothing was measured.
+        print("casync is not installed (Debian package casync), the peer this bench measures: skipped")
+        return
     print(f"cores available: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="aria-bench-storage-") as directory:
         work = Path(directory)
