@@ -1,9 +1,11 @@
 """Plans for the bundled problems of the installed ``gtpyhop`` package (run as a subprocess).
 
-Usage: ``python gtpyhop_reference.py [--ours] TIMEOUT_MS PACKAGE_DIR...``; prints JSON
+Usage: ``python gtpyhop_reference.py [--ours] TIMEOUT_MS PACKAGE_DIR...``;
+prints JSON
 ``{package_dir: {problem: [success, repr(plan)] or null when planning ran out of time}}``.
 Without ``--ours`` the gtpyhop package plans; with it, our module bound as ``gtpyhop`` does (in
-GTPyhop 2.x's eliding mode), only the problems that the package's output, read from stdin, planned. Both run as processes of their own, so that the two never meet in
+GTPyhop 2.x's eliding mode), only the problems that the package's output, read from stdin, planned.
+Both run as processes of their own, so that the two never meet in
 ``sys.modules`` and so that the caller can fix ``PYTHONHASHSEED``: several example domains iterate
 over sets of strings, whose order (and so the plan found) depends on the hash seed.
 """

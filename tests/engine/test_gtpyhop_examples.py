@@ -10,7 +10,6 @@ problem, with the plans the gtpyhop package itself returns (computed in a subpro
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib
 import io
 import json
@@ -107,12 +106,12 @@ class TestClassicExamples:
         assert results == expected
 
     def test_eager_methods_reproduce_gtpyhops_iterative_dfs_crash(self) -> None:
-        """With methods called eagerly, as GTPyhop 2.x's iterative DFS does, logistics_hgn fails the same way."""
+        """Methods called eagerly, as GTPyhop 2.x's iterative DFS does: logistics_hgn fails the same way."""
         with bound_as_gtpyhop() as gtpyhop:
             gtpyhop.set_recursive_planning("iterative_dfs_backtracking")
             gtpyhop.set_lazy_methods(False)
             example = importlib.import_module("gtpyhop.examples.logistics_hgn")
-            with pytest.raises(DomainError, match="method move_within_city .* raised KeyError: 'truck1'"):
+            with pytest.raises(DomainError, match=r"method move_within_city .* raised KeyError: 'truck1'"):
                 quietly(example.main, False)
 
     @pytest.mark.parametrize(

@@ -81,7 +81,8 @@ class Domain:
         """Add methods for goals ``(state_var_name, arg, value)``."""
         if not isinstance(state_var_name, str):
             raise TypeError(
-                f"domain {self.__name__!r}: a goal's state-variable name must be a string, not {state_var_name!r}"
+                f"domain {self.__name__!r}: a goal's state-variable name must be a string, "
+                f"not {state_var_name!r}"
             )
         for method in methods:
             _require_callable(method, f"method for goals on {state_var_name!r}", self)

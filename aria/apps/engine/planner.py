@@ -527,7 +527,7 @@ class _Search:
                     stats.expansions = expansions
                     return SUCCESS, state, plan
                 if max_expansions is not None and expansions >= max_expansions:
-                    raise _Stop(EXPANSION_LIMIT)
+                    raise _Stop(EXPANSION_LIMIT)  # noqa: TRY301 - one exit path for every stop
                 expansions += 1
                 if check_clock and expansions % _CLOCK_EVERY == 0:
                     self._check_clock()
@@ -628,7 +628,8 @@ class _Search:
                     missing = unachieved_goals(state, item)
                     if missing:
                         raise DomainError(
-                            f"method {node.method} did not achieve multigoal {item.__name__}: still unachieved "
+                            f"method {node.method} did not achieve multigoal {item.__name__}: "
+                            "still unachieved "
                             f"{missing!r} (while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
                         )
                     node.status = VERIFIED
@@ -720,7 +721,8 @@ class _Search:
             return None
         if not isinstance(result, list):
             raise DomainError(
-                f"method {method.__name__} for {label(node)} returned {_describe(result)}; a method must return "
+                f"method {method.__name__} for {label(node)} returned {_describe(result)}; "
+                "a method must return "
                 "a list of tasks, goals and actions, or False/None when it does not apply"
             )
         return result

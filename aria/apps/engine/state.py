@@ -382,7 +382,8 @@ def unigoal_holds(state: State, variable: str, arg: Any, value: Any) -> bool:
     if not hasattr(bindings, "get"):
         raise DomainError(
             f"goal ({variable!r}, {arg!r}, {value!r}): state variable {variable!r} of state "
-            f"{state.__name__!r} is a {type(bindings).__name__}, not a dictionary keyed by the goal's argument"
+            f"{state.__name__!r} is a {type(bindings).__name__}, "
+            "not a dictionary keyed by the goal's argument"
         )
     return bindings.get(arg) == value
 

@@ -130,7 +130,9 @@ class SolutionTree:
         return [n for n in self.nodes() if n.kind == ACTION and n.status in (PLANNED, EXECUTED, FAILED)]
 
     def to_json(self) -> dict[str, Any]:
-        """The tree as nested JSON objects (items in the engine's JSON form)."""
+        """``{"root": id, "nodes": [...]}``: every node (depth-first, plan order) with its ``id``,
+        ``kind``, ``status``, ``parent`` id, ``item`` (in the engine's JSON form), ``method`` and
+        ``children`` ids, and the ids of the versions it ``superseded`` after a replan."""
         return _encode_iteratively(self.root)
 
     def to_mermaid(self) -> str:
@@ -163,26 +165,28 @@ def _mermaid_escape(text: str) -> str:
 
 
 def _encode_iteratively(root: Node) -> dict[str, Any]:
-    """Encode a tree bottom-up without recursion (plans may be thousands of levels deep)."""
+    """A flat node list (children by id), so that trees thousands of levels deep stay valid JSON for
+    parsers with nesting limits (Python's own json module among them)."""
     from aria.apps.engine.serialize import item_to_json
 
-    order: list[Node] = []
+    nodes: list[dict[str, Any]] = []
     stack = [root]
     while stack:
         node = stack.pop()
-        order.append(node)
-        stack.extend(node.children)
-        stack.extend(node.superseded)
-    encoded: dict[int, dict[str, Any]] = {}
-    for node in reversed(order):
-        entry: dict[str, Any] = {"id": node.id, "kind": node.kind, "status": node.status}
+        entry: dict[str, Any] = {
+            "id": node.id,
+            "kind": node.kind,
+            "status": node.status,
+            "parent": node.parent.id if node.parent is not None else None,
+        }
         if node.kind != ROOT:
             entry["item"] = item_to_json(node.item)
         if node.method is not None:
             entry["method"] = node.method
-        if node.children:
-            entry["children"] = [encoded.pop(id(child)) for child in node.children]
+        entry["children"] = [child.id for child in node.children]
         if node.superseded:
-            entry["superseded"] = [encoded.pop(id(old)) for old in node.superseded]
-        encoded[id(node)] = entry
-    return encoded[id(root)]
+            entry["superseded"] = [old.id for old in node.superseded]
+        nodes.append(entry)
+        stack.extend(reversed(node.superseded))
+        stack.extend(reversed(node.children))
+    return {"root": root.id, "nodes": nodes}

@@ -261,7 +261,7 @@ def get_verify_goals() -> bool:
 
 
 def set_drop_idempotent_actions(value: bool) -> bool:
-    """Leave out actions that change nothing, as GTPyhop 2.x does (default False); returns the previous setting."""
+    """Leave out actions that change nothing, as GTPyhop 2.x does (default False); returns the old setting."""
     global _drop_idempotent_actions
     previous = _drop_idempotent_actions
     _drop_idempotent_actions = bool(value)
@@ -285,7 +285,7 @@ def get_lazy_methods() -> bool:
 
 
 def set_recursive_planning(strategy: bool | str, verbose_output: bool = False) -> None:
-    """Choose the strategy: True/"recursive_dfs", False/"iterative_greedy", or "iterative_dfs_backtracking"."""
+    """Choose: True/"recursive_dfs", False/"iterative_greedy", or "iterative_dfs_backtracking"."""
     global _strategy
     if isinstance(strategy, bool):
         _strategy = "recursive_dfs" if strategy else "iterative_greedy"
@@ -306,7 +306,8 @@ def get_recursive_planning() -> bool:
     """True if the strategy is recursive DFS (False for both iterative ones), as in GTPyhop."""
     if _strategy is None:
         raise DomainError(
-            "No planning strategy has been set. Use set_recursive_planning(True|False|<strategy_name>) to set it."
+            "No planning strategy has been set. "
+            "Use set_recursive_planning(True|False|<strategy_name>) to set it."
         )
     return _strategy == "recursive_dfs"
 
@@ -328,7 +329,8 @@ def _verbose_observer(level: int) -> Any:
         elif level >= 3:
             if event.startswith("method_"):
                 print(
-                    f"depth {node.depth} trying {detail.__name__}: {event.removeprefix('method_').replace('_', ' ')}"
+                    f"depth {node.depth} trying {detail.__name__}: "
+                    f"{event.removeprefix('method_').replace('_', ' ')}"
                 )
             else:
                 print(f"depth {node.depth} {_planner_module.label(node)}: {event.replace('_', ' ')}")
@@ -392,7 +394,8 @@ def find_plan(state: State, todo_list: list[Any]) -> list[Any] | bool:
     """
     if _strategy is None:
         raise DomainError(
-            "No planning strategy has been set. Use set_recursive_planning(True|False|<strategy_name>) to set it."
+            "No planning strategy has been set. "
+            "Use set_recursive_planning(True|False|<strategy_name>) to set it."
         )
     domain = _domain("plan")
     level = verbose
@@ -691,7 +694,7 @@ class PlannerSession:
 
     @contextlib.contextmanager
     def isolated_execution(self, trace: bool = False, trace_state: bool = False) -> Iterator[PlannerSession]:
-        """Within the block, the module's domain, verbosity, strategy and goal verification are this session's."""
+        """Within the block, the module's domain, verbosity, strategy and verification are this session's."""
         global current_domain, verbose, _strategy, _verify_goals
         saved = (current_domain, verbose, _strategy, _verify_goals)
         try:
@@ -715,7 +718,7 @@ class PlannerSession:
         trace: bool = False,
         trace_state: bool = False,
     ) -> PlanResult:
-        """Plan in this session. Both limits are enforced; hitting one gives ``success=False`` and an error."""
+        """Plan in this session. Both limits are enforced: hitting one gives ``success=False``, an error."""
         with self._lock:
             started = time.perf_counter()
             result = PlanResult(success=False, session_id=self.session_id)
@@ -786,7 +789,9 @@ class PlannerSession:
                     result.tries_used = tries
                     planned = self.find_plan(current, todo_list, timeout_ms=timeout_ms)
                     if not planned.success:
-                        raise DomainError(f"run_lazy_lookahead: find_plan has failed ({planned.error})")
+                        raise DomainError(  # noqa: TRY301 - reported in result.error like every other failure
+                            f"run_lazy_lookahead: find_plan has failed ({planned.error})"
+                        )
                     if planned.plan == []:
                         result.success = True
                         break

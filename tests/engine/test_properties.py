@@ -1,0 +1,131 @@
+"""Property tests: plans are valid when simulated, repairs reach the goal, states copy and serialise."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aria.apps.engine.execution import execute
+from aria.apps.engine.planner import Planner
+from aria.apps.engine.serialize import (
+    state_from_json,
+    state_to_json,
+    todo_from_json,
+    todo_to_json,
+    value_from_json,
+    value_to_json,
+)
+from aria.apps.engine.state import Multigoal, State, cow_child, seal
+from tests.engine.domains import blocks_domain, random_blocks_problem, simulate
+
+DOMAIN = blocks_domain("property_blocks")
+
+
+@settings(max_examples=40, deadline=None)
+@given(blocks=st.integers(1, 12), seed=st.integers(0, 2**32 - 1), greedy=st.booleans())
+def test_every_plan_is_valid_and_reaches_the_goal(blocks: int, seed: int, greedy: bool) -> None:
+    state, goal = random_blocks_problem(blocks, random.Random(seed))
+    outcome = Planner(DOMAIN, backtracking=not greedy).plan(state, [goal])
+    assert outcome.success, outcome.message
+    final = simulate(DOMAIN, state, outcome.plan)
+    assert final is not None
+    assert all(final.on[b] == target for b, target in goal.on.items())
+    assert final == outcome.final_state
+    assert len(outcome.plan) <= 4 * blocks
+
+
+def _perturb(rng: random.Random) -> Any:
+    """A failure model: the action does nothing, or (once the hand is empty) a block falls off its tower."""
+
+    def failure(action: tuple[Any, ...], state: State, chance: random.Random) -> State | None:
+        if chance.random() >= 0.25:
+            return None
+        world = state.copy(state.__name__)
+        if world.hand["h"] is None:
+            fallen = [b for b in sorted(world.on) if world.free[b] and world.on[b] not in ("table", "hand")]
+            if fallen:
+                b = rng.choice(fallen)
+                world.free[world.on[b]] = True
+                world.on[b] = "table"
+        return world
+
+    return failure
+
+
+@settings(max_examples=25, deadline=None)
+@given(blocks=st.integers(2, 8), seed=st.integers(0, 2**32 - 1))
+def test_replanning_after_injected_failures_reaches_the_goal(blocks: int, seed: int) -> None:
+    """Blocks problems are always solvable, so repairs must always get there."""
+    rng = random.Random(seed)
+    state, goal = random_blocks_problem(blocks, rng)
+    result = execute(Planner(DOMAIN), state, [goal], failure=_perturb(rng), rng=rng, max_replans=200)
+    assert result.success, result.error
+    assert all(result.final_state.on[b] == target for b, target in goal.on.items())
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(), inner, max_size=4)
+        | st.dictionaries(st.integers() | st.tuples(st.text(), st.integers()), inner, max_size=4)
+        | st.frozensets(st.integers(), max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=values)
+def test_values_round_trip_through_json(value: Any) -> None:
+    encoded = json.loads(json.dumps(value_to_json(value)))
+    assert value_from_json(encoded) == value
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    variables=st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+        st.dictionaries(st.text(max_size=5), values),
+        max_size=5,
+    )
+)
+def test_states_and_todo_lists_round_trip_through_json(variables: dict[str, Any]) -> None:
+    state = State("s", **variables)
+    assert state_from_json(json.loads(json.dumps(state_to_json(state)))) == state
+    todo = [("move", "a", 3), ("at", "a", ("x", 1)), Multigoal("g", at={"a": "b"})]
+    back = todo_from_json(json.loads(json.dumps(todo_to_json(todo))))
+    assert back[:2] == todo[:2]
+    assert vars(back[2]) == vars(todo[2])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    variables=st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), values, min_size=1),
+    touched=st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=4),
+)
+def test_copy_on_write_children_never_change_their_parent(
+    variables: dict[str, Any], touched: list[str]
+) -> None:
+    parent = State("p", **variables)
+    snapshot = json.dumps(state_to_json(parent), sort_keys=True)
+    child = cow_child(parent)
+    for name in touched:
+        if name in variables:
+            value = getattr(child, name)
+            if isinstance(value, dict):
+                value["new"] = 1
+            elif isinstance(value, list):
+                value.append(1)
+            else:
+                setattr(child, name, "replaced")
+    seal(child)
+    assert json.dumps(state_to_json(parent), sort_keys=True) == snapshot
+    for name in variables:
+        if name not in touched:
+            assert getattr(child, name) is getattr(parent, name)  # untouched variables are shared
