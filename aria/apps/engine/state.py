@@ -356,9 +356,15 @@ class Multigoal:
 def unachieved_goals(state: State, multigoal: Multigoal) -> dict[str, dict[Any, Any]]:
     """The part of ``multigoal`` that does not hold in ``state``, as ``{variable: {arg: value}}``."""
     missing: dict[str, dict[Any, Any]] = {}
-    for name, arg, value in multigoal.goals():
-        if not unigoal_holds(state, name, arg, value):
-            missing.setdefault(name, {})[arg] = value
+    for name, wanted in vars(multigoal).items():
+        if name == "__name__" or not wanted:
+            continue
+        bindings = state.__dict__.get(name)
+        if type(bindings) is dict and wanted.items() <= bindings.items():
+            continue  # the common case, checked in C: every goal on this variable holds
+        for arg, value in wanted.items():
+            if not unigoal_holds(state, name, arg, value):
+                missing.setdefault(name, {})[arg] = value
     return missing
 
 
