@@ -153,10 +153,8 @@ def main() -> None:
         f"blocks_gtn (GTPyhop's own domain code), {args.problems} seeded problems per size (seed {args.seed})"
     )
     print(
-        print(
-            f"python {sys.version.split()[0]}, gtpyhop package {peer.__version__}, "
-            f"peer capped at {args.peer_cap:g} s a run"
-        )
+        f"python {sys.version.split()[0]}, gtpyhop package {peer.__version__}, "
+        f"peer capped at {args.peer_cap:g} s a run"
     )
     print()
     header = (
