@@ -56,7 +56,7 @@ class Principal:
             roles=tuple(claims.get("roles", ())),
             amr=tuple(claims.get("amr", ())),
             scope=str(claims.get("scope", "")),
-            claims=dict(claims),
+            claims=claims,
         )
 
 

@@ -33,6 +33,7 @@ ALGORITHM = "ES256"
 ACCESS_TYPE = "at+jwt"
 ID_TYPE = "JWT"
 MAX_TOKEN_LENGTH = 8192
+_NUMBERS = (int, float)  # exact types: a JSON true is not a time
 
 
 def b64url(data: bytes) -> str:
@@ -99,6 +100,7 @@ class TokenVerifier:
         self.ring = KeyRing()
         self.revoked_jtis: set[str] = set()
         self.not_before: dict[str, float] = {}
+        self._headers: dict[str, dict[str, Any]] = {}
 
     def header(self, token: object) -> dict[str, Any]:
         """The token's (unverified) header, after the checks that need no key.
@@ -112,8 +114,12 @@ class TokenVerifier:
             raise InvalidToken(f"longer than {MAX_TOKEN_LENGTH} characters")
         if token.count(".") != 2:
             raise InvalidToken("not a compact JWS (three dot-separated parts)")
+        segment = token[: token.index(".")]
+        cached = self._headers.get(segment)
+        if cached is not None:
+            return cached
         try:
-            header = json.loads(b64url_decode(token.split(".", 1)[0]))
+            header = json.loads(b64url_decode(segment))
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise InvalidToken("malformed header") from None
         if not isinstance(header, dict):
@@ -123,6 +129,10 @@ class TokenVerifier:
             raise InvalidToken(f"algorithm {alg!r} is not allowed (only {ALGORITHM})")
         if "crit" in header or "jwk" in header or "jku" in header or "x5u" in header:
             raise InvalidToken("header names keys or extensions this issuer never uses")
+        # The issuer uses a handful of headers (one per key version and type): remember the parse.
+        if len(self._headers) >= 64:
+            self._headers.clear()
+        self._headers[segment] = header
         return header
 
     def verify(
@@ -153,22 +163,23 @@ class TokenVerifier:
 
     def check_claims(self, claims: Mapping[str, Any], audience: str) -> None:
         now = self.clock()
+        leeway = self.leeway
         if claims.get("iss") != self.issuer:
             raise InvalidToken(f"issuer {claims.get('iss')!r} is not {self.issuer!r}")
         aud = claims.get("aud")
-        if not (aud == audience or (isinstance(aud, list) and audience in aud)):
+        if aud != audience and not (type(aud) is list and audience in aud):
             raise InvalidToken(f"audience {aud!r} does not include {audience!r}")
         exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
-        if not isinstance(exp, int | float) or isinstance(exp, bool):
+        if type(exp) not in _NUMBERS:
             raise InvalidToken("no expiry")
-        if now > exp + self.leeway:
+        if now > exp + leeway:
             raise InvalidToken("expired")
-        if nbf is not None and (not isinstance(nbf, int | float) or now + self.leeway < nbf):
+        if nbf is not None and (type(nbf) not in _NUMBERS or now + leeway < nbf):
             raise InvalidToken("not yet valid")
-        if not isinstance(iat, int | float) or now + self.leeway < iat:
+        if type(iat) not in _NUMBERS or now + leeway < iat:
             raise InvalidToken("issued in the future")
         sub, jti = claims.get("sub"), claims.get("jti")
-        if not isinstance(sub, str) or not sub or not isinstance(jti, str) or not jti:
+        if type(sub) is not str or not sub or type(jti) is not str or not jti:
             raise InvalidToken("missing subject or token id")
         if jti in self.revoked_jtis:
             raise InvalidToken("revoked")
