@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -123,6 +124,10 @@ class TestAuthorizationCode:
             page = await http.get("/authorize", params=authorize_params("spa", challenge))
             assert page.status_code == 200 and 'name="password"' in page.text
             assert 'name="code_challenge" value="' + challenge in page.text
+            assert '<form method="post" action="/authorize">' in page.text
+            # What a browser sends back: the form's fields (OAuth parameters once, as hidden fields).
+            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+            assert fields == authorize_params("spa", challenge)
 
             code = await get_code(http, "spa", challenge)
             response = await http.post(

@@ -399,3 +399,16 @@ class TestRecovery:
         fresh = await restarted.login("alice", PASSWORD)
         assert (await restarted.verify_token(fresh.access_token)).name == "alice"
         assert (await restarted.health())["ok"]
+
+
+async def test_audit_records_older_than_the_retention_are_pruned(node: Node) -> None:
+    auth = node.auth
+    auth.clock = lambda: NOW - 100 * 86400
+    auth.audit_log.record("admin", "success", action="old")
+    auth.clock = lambda: NOW
+    auth.audit_log.record("admin", "success", action="recent")
+    await auth.audit_log.flush()
+    await auth.store.prune(NOW, auth.settings.audit_retention_days * 86400)
+    assert [r["action"] for r in await auth.audit(kind="admin") if r["action"] in ("old", "recent")] == [
+        "recent"
+    ]

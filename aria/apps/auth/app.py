@@ -61,6 +61,7 @@ class AuthSection(Section):
         10.0, gt=0, description="Seconds to wait for an external OIDC provider."
     )
     audit_flush_interval: float = Field(0.5, gt=0, description="Seconds between audit log writes.")
+    audit_retention_days: float = Field(90.0, ge=0, description="Days audit records are kept; 0: forever.")
 
     @model_validator(mode="after")
     def _consistent(self) -> AuthSection:

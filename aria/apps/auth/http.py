@@ -126,7 +126,7 @@ def discovery_document(issuer: str) -> dict[str, Any]:
 
 _LOGIN_FORM = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Sign in to Aria</title></head>
-<body><form method="post">
+<body><form method="post" action="{action}">
 <h1>Sign in</h1>{message}
 <label>User <input name="username" autocomplete="username" required></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
@@ -307,7 +307,8 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
                 for k, v in oauth_req.payload.data.items()
                 if k not in _FORM_FIELDS
             )
-            page = _LOGIN_FORM.format(message=message, hidden=hidden)
+            # The form posts to the bare path: the OAuth parameters travel once, as hidden fields.
+            page = _LOGIN_FORM.format(message=message, hidden=hidden, action=html.escape(request.path))
             return Response(page, status=401 if message else 200, content_type="text/html; charset=utf-8")
         user.nonce = oauth_req.payload.data.get("nonce", "")
         result = await trio.to_thread.run_sync(

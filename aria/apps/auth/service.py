@@ -191,7 +191,7 @@ class AuthService:
                 if self.clock() - self._keys_refreshed_at >= self.settings.jwks_refresh_interval:
                     await self.refresh_keys()
                 if self.clock() - last_prune >= 3600:
-                    await self.store.prune(self.clock())
+                    await self.store.prune(self.clock(), self.settings.audit_retention_days * 86400)
                     last_prune = self.clock()
             except AriaError as exc:
                 log.warning("auth caches not refreshed; keeping the previous ones", error=str(exc))

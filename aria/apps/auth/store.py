@@ -469,8 +469,11 @@ class Store:
         rows = await self.db.fetch("SELECT jti FROM auth_revoked_tokens WHERE expires_at > $1", at(now - 300))
         return {r["jti"] for r in rows}
 
-    async def prune(self, now: float) -> None:
-        """Forget what can no longer matter: expired revocations, codes, states and refresh tokens."""
+    async def prune(self, now: float, audit_retention: float = 0.0) -> None:
+        """Forget what can no longer matter: expired revocations, codes, states and refresh tokens,
+        and audit records older than ``audit_retention`` seconds (0: keep them)."""
+        if audit_retention > 0:
+            await self.db.execute("DELETE FROM auth_audit WHERE at < $1", at(now - audit_retention))
         cutoff = at(now - 300)
         await self.db.execute("DELETE FROM auth_revoked_tokens WHERE expires_at < $1", cutoff)
         await self.db.execute("DELETE FROM auth_codes WHERE expires_at < $1", cutoff)
