@@ -129,7 +129,7 @@ def _print_banner(system: Any) -> None:
         f"aria is running: {len(system.apps)} apps ready in {system.boot_seconds:.3f} s",
         f"  data dir:       {system.config.data_dir}",
         f"  control socket: {system.config.control_socket}  (aria status, aria stop)",
-        *[f"  {line}" for line in getattr(system, "banner_lines", [])],
+        *[f"  {line}" for line in system.banner_lines],
         "  stop with Ctrl-C",
     ]
     click.echo("\n".join(lines))

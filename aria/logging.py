@@ -9,8 +9,11 @@ processors and renderer.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
+import threading
+from collections import deque
 from typing import Any, TextIO
 
 import structlog
@@ -21,11 +24,48 @@ FORMATS = ("auto", "console", "json")
 _handler: logging.Handler | None = None
 
 
+class LogTail:
+    """The most recent log events, kept in memory for the dashboard's live log view.
+
+    It is a structlog processor: it records a JSON-safe copy of each event with a sequence number
+    and passes the event on unchanged. Appending is thread-safe (worker threads log too); readers
+    ask for what came after the last sequence number they saw.
+    """
+
+    def __init__(self, size: int = 2000) -> None:
+        self._events: deque[dict[str, Any]] = deque(maxlen=size)
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        entry = {key: _plain(value) for key, value in event.items() if key not in ("exc_info", "stack_info")}
+        with self._lock:
+            entry["seq"] = next(self._counter)
+            self._events.append(entry)
+        return event
+
+    def since(self, seq: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        with self._lock:
+            newer = [entry for entry in self._events if entry["seq"] > seq]
+        return newer[-limit:]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+TAIL = LogTail()
+"""Every event logged in this process (after configure()), for aria_monitor's log view."""
+
+
 def _processors(json_output: bool) -> list[Any]:
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        TAIL,
         structlog.processors.StackInfoRenderer(),
     ]
     if json_output:

@@ -69,6 +69,7 @@ class System:
             shutdown_timeout=config.supervisor.shutdown_timeout,
         )
         self.control_ops: dict[str, Any] = {}
+        self.banner_lines: list[str] = []  # what `aria start` prints after boot (the dashboard's URL...)
         self.boot_seconds: float | None = None
         self.started_wall: float | None = None
         self.failure: BaseException | None = None

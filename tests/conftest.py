@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,12 +34,23 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     aria.logging.reset()
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A fresh node data directory (short path: unix socket paths are limited to 108 bytes)."""
-    path = tmp_path / "var"
-    path.mkdir()
+def traversable_directory() -> Path:
+    """A directory under /tmp that the postgres user can enter: pytest's own tmp dirs are 0700 root,
+    and aria_data runs PostgreSQL as that user when the tests run as root. Short, too: unix
+    socket paths are limited to 108 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="aria-test-", dir="/tmp"))
+    path.chmod(0o711)
     return path
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A fresh node data directory."""
+    base = traversable_directory()
+    path = base / "var"
+    path.mkdir()
+    yield path
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -84,16 +84,18 @@ class TestStartAndStop:
             and json.loads(line).get("event") == "child stopped"
             and json.loads(line).get("supervisor") == "root"
         ]
-        assert stopped[0] == "aria_tune" and stopped[-1] == "aria_security" and len(stopped) == 14
+        assert stopped[0] == "aria_coordinate" and stopped[-1] == "aria_security" and len(stopped) == 14
 
-    def test_ctrl_c_stops_cleanly(self, node: Node) -> None:
+    def test_ctrl_c_stops_cleanly(self, data_dir: Path) -> None:
+        node = Node(data_dir, "--only", "security")
         code, stderr = node.stop(signal.SIGINT)
         assert code == 0, stderr
         assert "SIGINT received, stopping" in stderr
 
-    def test_aria_stop_and_events(self, node: Node, data_dir: Path) -> None:
+    def test_aria_stop_and_events(self, data_dir: Path) -> None:
+        node = Node(data_dir, "--only", "interpret")
         events = aria(data_dir, "events")
-        assert "started       root/aria_tune" in events.stdout
+        assert "started       root/aria_interpret" in events.stdout
         assert aria(data_dir, "stop").returncode == 0
         node.process.communicate(timeout=WAIT)
         assert node.process.returncode == 0

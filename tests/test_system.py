@@ -12,10 +12,18 @@ import trio
 import trio.testing
 
 import aria
+from aria.application import App, placeholder_children
 from aria.apps import all_apps, boot_order
 from aria.control import ControlError, request
 from aria.errors import NoSuchService, StartError, UsageError
 from aria.system import DataDirInUse
+
+
+def placeholders() -> list[App]:
+    """The 14 apps with their real layers, dependencies and config, each running as a placeholder:
+    the system's mechanics without starting OpenBao or PostgreSQL."""
+    return [replace(app, build=placeholder_children) for app in all_apps()]
+
 
 BOOT_ORDER = [
     "aria_security",
@@ -28,16 +36,17 @@ BOOT_ORDER = [
     "aria_interpret",
     "aria_workflow",
     "aria_interface",
-    "aria_coordinate",
     "aria_monitor",
     "aria_debugger",
     "aria_tune",
+    "aria_coordinate",
 ]
 
 
 class TestBootOrder:
     def test_layers_then_dependencies_order_the_fourteen_apps(self) -> None:
-        """Layer 1..5 in turn; within layer 3 the engine boots before shape, which depends on it."""
+        """Layer 1..5 in turn; within a layer, dependencies first: the engine before shape (which uses
+        it), and the gateway after every app whose routes it serves."""
         apps = boot_order(all_apps())
         assert [app.name for app in apps] == BOOT_ORDER
         assert [app.layer for app in apps] == sorted(app.layer for app in apps)
@@ -62,7 +71,7 @@ class TestBootOrder:
             boot_order(inverted)
 
     async def test_a_live_boot_starts_the_apps_in_that_order(self, node_config: dict[str, Any]) -> None:
-        async with aria.running(config=node_config) as system:
+        async with aria.running(config=node_config, catalog=placeholders()) as system:
             started = [
                 e.path for e in system.events.recent() if e.kind == "started" and e.path.count("/") == 1
             ]
@@ -77,7 +86,7 @@ class TestBootOrder:
 
 class TestScripting:
     async def test_running_some_apps_and_reaching_their_api(self, node_config: dict[str, Any]) -> None:
-        async with aria.running(apps=["aria_storage"], config=node_config) as system:
+        async with aria.running(apps=["aria_storage"], config=node_config, catalog=placeholders()) as system:
             assert [app.name for app in system.apps] == ["aria_security", "aria_data", "aria_storage"]
             storage = aria.whereis("aria_storage")
             assert storage.status()["implemented"] is False
@@ -88,7 +97,9 @@ class TestScripting:
 
     async def test_a_foundation_crash_restarts_what_boots_after_it(self, node_config: dict[str, Any]) -> None:
         """The root is rest_for_one: killing aria_data restarts it and every later app, not aria_security."""
-        async with aria.running(apps=["aria_queue", "aria_auth"], config=node_config) as system:
+        async with aria.running(
+            apps=["aria_queue", "aria_auth"], config=node_config, catalog=placeholders()
+        ) as system:
             await system.kill_child("aria_data")
             await trio.testing.wait_all_tasks_blocked()
             restarts = {child["id"]: child["restarts"] for child in system.tree()["root"]["children"]}
@@ -98,7 +109,7 @@ class TestScripting:
     async def test_apps_reach_only_their_dependencies(self, node_config: dict[str, Any]) -> None:
         from aria.application import AppContext
 
-        async with aria.running(apps=["aria_storage"], config=node_config) as system:
+        async with aria.running(apps=["aria_storage"], config=node_config, catalog=placeholders()) as system:
             storage_app = next(app for app in system.apps if app.name == "aria_storage")
             context = AppContext(storage_app, system)
             assert context.api("aria_security").service_name == "aria_security"  # through aria_data
@@ -109,7 +120,9 @@ class TestScripting:
         def broken_build(context: Any) -> list[Any]:
             raise PermissionError(f"cannot write {context.data_dir}")
 
-        catalog = [replace(app, build=broken_build) if app.name == "aria_data" else app for app in all_apps()]
+        catalog = [
+            replace(app, build=broken_build) if app.name == "aria_data" else app for app in placeholders()
+        ]
         with pytest.raises(
             StartError, match="child 'root/aria_data' failed to start: PermissionError: cannot write"
         ):
@@ -119,7 +132,7 @@ class TestScripting:
 
 class TestControlSocket:
     async def test_status_and_stop_over_the_socket(self, node_config: dict[str, Any], data_dir: Path) -> None:
-        async with aria.running(apps=["aria_security"], config=node_config) as system:
+        async with aria.running(apps=["aria_security"], config=node_config, catalog=placeholders()) as system:
             socket_path = data_dir / "aria.sock"
             answer = await trio.to_thread.run_sync(request, socket_path, "status")
             assert answer["tree"]["root"]["children"][0]["id"] == "aria_security"
@@ -131,9 +144,9 @@ class TestControlSocket:
         assert not socket_path.exists()
 
     async def test_two_nodes_cannot_share_a_data_dir(self, node_config: dict[str, Any]) -> None:
-        async with aria.running(apps=["aria_security"], config=node_config):
+        async with aria.running(apps=["aria_security"], config=node_config, catalog=placeholders()):
             with pytest.raises(DataDirInUse, match="already running on data directory"):
-                async with aria.running(apps=["aria_security"], config=node_config):
+                async with aria.running(apps=["aria_security"], config=node_config, catalog=placeholders()):
                     pass
 
     def test_no_node_means_a_clear_error(self, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import trio
 import aria
 from aria.apps.data.engines import find_postgres_binaries
 from aria.system import System
+from tests.conftest import traversable_directory
 
 if find_postgres_binaries() is None:
     pytest.skip("PostgreSQL's initdb and postgres are not installed", allow_module_level=True)
@@ -28,13 +28,6 @@ def data_config(data_dir: Path, **data: Any) -> dict[str, dict[str, Any]]:
         "security": {"health_interval": 0.2},
         "data": {"unavailable_timeout": 20.0, **data},
     }
-
-
-def traversable_directory() -> Path:
-    """A directory the postgres user can enter (pytest's own tmp dirs are 0700 root)."""
-    path = Path(tempfile.mkdtemp(prefix="aria-test-", dir="/tmp"))
-    path.chmod(0o711)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -52,16 +45,8 @@ def node_template() -> Iterator[Path]:
 
 
 @pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """Overrides the suite's data_dir: somewhere the postgres user can reach."""
-    base = traversable_directory()
-    yield base / "var"
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
 def warm_data_dir(node_template: Path, data_dir: Path) -> Path:
-    subprocess.run(["cp", "-a", str(node_template), str(data_dir)], check=True)
+    subprocess.run(["cp", "-a", f"{node_template}/.", str(data_dir)], check=True)
     return data_dir
 
 

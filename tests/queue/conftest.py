@@ -14,7 +14,7 @@ import trio
 import aria
 from aria.apps.data.engines import find_postgres_binaries
 from aria.system import System
-from tests.data.conftest import traversable_directory
+from tests.conftest import traversable_directory
 
 if find_postgres_binaries() is None:
     pytest.skip("PostgreSQL's initdb and postgres are not installed", allow_module_level=True)

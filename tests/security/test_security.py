@@ -191,6 +191,10 @@ class TestTransit:
         raw = base64.urlsafe_b64decode(signature.split(":")[2] + "==")
         der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
         public.verify(der, b"header.payload", ec.ECDSA(hashes.SHA256()))
+        await auth.create_key("rsa", "rsa-2048")
+        rs256 = await auth.sign("rsa", b"h.p", signature_algorithm="pkcs1v15")
+        assert await auth.verify("rsa", b"h.p", rs256, signature_algorithm="pkcs1v15")
+        assert not await auth.verify("rsa", b"h.p", rs256, signature_algorithm="pss")
         with pytest.raises(InvalidSecretRequest, match="signing key not found"):
             await secrets("aria_data").sign("jwt", b"x")  # names resolve per app: aria_data-jwt
 

@@ -1,9 +1,11 @@
 """The Python API of aria_coordinate.
 
-Until the app is built, the running API is :class:`aria.application.PlaceholderApi`: it
-answers ``status()`` and ``health()`` and says "not implemented yet".
+``aria.whereis("aria_coordinate")`` is the :class:`GatewayService`: ``url`` (where the gateway
+listens), ``ca_file`` (the CA that signed its certificate, for HTTPS clients), ``status()``.
+Apps add routes by offering ``create_blueprint(service)`` in their ``api.py`` (see
+:mod:`aria.http` for ``@public`` and ``@requires``).
 """
 
-from aria.application import PlaceholderApi as Api
+from aria.apps.coordinate.app import GatewayService
 
-__all__ = ["Api"]
+__all__ = ["GatewayService"]

@@ -22,6 +22,7 @@ a failed attempt (retried with backoff until ``max_attempts``, every error recor
 """
 
 from aria.apps.queue.errors import JobNotFound, QueueError, QueueUsageError
+from aria.apps.queue.http import create_blueprint
 from aria.apps.queue.jobs import (
     FINISHED,
     STANDARD_QUEUES,
@@ -55,6 +56,7 @@ __all__ = [
     "Unique",
     "Worker",
     "WorkerRegistry",
+    "create_blueprint",
     "default_backoff",
     "worker",
 ]

@@ -342,11 +342,13 @@ class AppSecrets:
         hash_algorithm: str = "sha2-256",
         marshaling_algorithm: str = "jws",
         key_version: int | None = None,
+        signature_algorithm: str | None = None,
     ) -> str:
         """Sign ``data`` with an asymmetric app key in OpenBao; returns ``vault:v<N>:<signature>``.
 
         ``marshaling_algorithm="jws"`` gives ECDSA signatures in JWS form (r||s, base64url), as
-        JWTs need.
+        JWTs need. ``signature_algorithm`` picks the RSA padding (``pkcs1v15`` for RS256, ``pss``
+        for PS256); it is ignored for other key types.
         """
         name = self._key(key)
         payload = _b64(_bytes(data, "data"))
@@ -359,6 +361,8 @@ class AppSecrets:
             }
             if key_version is not None:
                 params["key_version"] = key_version
+            if signature_algorithm is not None:
+                params["signature_algorithm"] = signature_algorithm
             return client.adapter.post(f"/v1/{TRANSIT_MOUNT}/sign/{name}", json=params)
 
         result = await self._call(
@@ -376,21 +380,22 @@ class AppSecrets:
         *,
         hash_algorithm: str = "sha2-256",
         marshaling_algorithm: str = "jws",
+        signature_algorithm: str | None = None,
     ) -> bool:
         """Whether ``signature`` (``vault:v<N>:...``) is valid for ``data`` under the app key."""
         name = self._key(key)
         payload = _b64(_bytes(data, "data"))
 
         def operation(client: Any) -> Any:
-            return client.adapter.post(
-                f"/v1/{TRANSIT_MOUNT}/verify/{name}",
-                json={
-                    "input": payload,
-                    "signature": signature,
-                    "hash_algorithm": hash_algorithm,
-                    "marshaling_algorithm": marshaling_algorithm,
-                },
-            )
+            params = {
+                "input": payload,
+                "signature": signature,
+                "hash_algorithm": hash_algorithm,
+                "marshaling_algorithm": marshaling_algorithm,
+            }
+            if signature_algorithm is not None:
+                params["signature_algorithm"] = signature_algorithm
+            return client.adapter.post(f"/v1/{TRANSIT_MOUNT}/verify/{name}", json=params)
 
         result = await self._call(
             f"transit key {key}",

@@ -1,0 +1,75 @@
+"""Conventions shared by every app's ``http.py`` and the gateway that mounts them.
+
+An app's routes are a Quart blueprint built by ``create_blueprint(service)`` in its ``api.py``;
+the gateway (aria_coordinate) mounts it at ``/api/v1/<app>``. The gateway authenticates every
+request under ``/api/`` and authorises it before the view runs, using what the view declares:
+
+* ``@requires("storage.assets:read")``: the permission (``resource:action``) the caller needs;
+  without a declaration it is ``<app>:read`` for GET/HEAD and ``<app>:write`` otherwise;
+* ``@public``: no authentication at all (OAuth token endpoint, discovery, JWKS, login);
+* ``@authenticated``: any authenticated principal, no permission (a user's own profile, MFA
+  enrolment, logout).
+
+Views answer errors with :func:`error_response` (``{"error": ..., "error_description": ...}``),
+the shape the OpenAPI document promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from quart import Response, jsonify
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+PUBLIC_ATTRIBUTE = "aria_public"
+PERMISSION_ATTRIBUTE = "aria_permission"
+AUTHENTICATED_ONLY = "authenticated"
+
+
+def public(view: View) -> View:
+    """Mark a view as reachable without authentication."""
+    setattr(view, PUBLIC_ATTRIBUTE, True)
+    return view
+
+
+def authenticated(view: View) -> View:
+    """Mark a view as open to any authenticated principal, whatever its permissions."""
+    setattr(view, PERMISSION_ATTRIBUTE, AUTHENTICATED_ONLY)
+    return view
+
+
+def requires(permission: str) -> Callable[[View], View]:
+    """Declare the ``resource:action`` permission a view needs (checked by the gateway)."""
+    resource, _, action = permission.rpartition(":")
+    if not resource or not action:
+        raise ValueError(f"a permission is 'resource:action', not {permission!r}")
+
+    def mark(view: View) -> View:
+        setattr(view, PERMISSION_ATTRIBUTE, permission)
+        return view
+
+    return mark
+
+
+def is_public(view: Any) -> bool:
+    return bool(getattr(view, PUBLIC_ATTRIBUTE, False))
+
+
+def permission_of(view: Any, app: str, method: str) -> str:
+    """The permission a view needs: declared (``authenticated`` for any principal), or
+    ``<app>:read``/``<app>:write`` by method."""
+    declared = getattr(view, PERMISSION_ATTRIBUTE, None)
+    if declared:
+        return str(declared)
+    return f"{app}:{'read' if method in ('GET', 'HEAD', 'OPTIONS') else 'write'}"
+
+
+def error_response(status: int, error: str, description: str = "", **headers: str) -> Response:
+    """A JSON error in the shape every route documents."""
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status
+    for name, value in headers.items():
+        response.headers[name.replace("_", "-")] = value
+    return response
