@@ -13,12 +13,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Re-install only when the project's requirements change.
+# xgrammar (aria_shape's constrained decoding) goes in without its dependencies: its metadata pulls
+# triton (~1 GB), which only its CUDA path uses (see aria/apps/shape/README.md).
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	$(PIP) install -e .
+	$(PIP) install --no-deps xgrammar==0.2.8
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
+	$(PIP) install --no-deps xgrammar==0.2.8
 	touch $@ $(STAMP_RUN)
 
 start: $(STAMP_RUN)
@@ -39,8 +43,10 @@ format: $(STAMP_DEV)
 vendor: $(STAMP_RUN)
 	$(BIN)/python -m aria.vendor
 
+# Benches run as modules (python -m bench.<name>): bench/queue.py would otherwise shadow `queue`.
 bench: $(STAMP_DEV)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[a-z]*.py; do name=$$(basename $$script .py); echo "== bench.$$name"; \
+		$(BIN)/python -m bench.$$name || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
