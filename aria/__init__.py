@@ -14,14 +14,25 @@ Scripting::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aria.supervisor import ServiceRef
-from aria.system import System, current_system, running
+if TYPE_CHECKING:
+    from aria.supervisor import ServiceRef
+    from aria.system import System, current_system, running
 
 __version__ = "0.1.0"
 
 __all__ = ["System", "__version__", "current_system", "running", "tree", "whereis"]
+
+
+def __getattr__(name: str) -> Any:
+    # The system's names load on first use, so commands that need none of it (`aria storage make`)
+    # start without importing the supervisor, config and every app.
+    if name in ("System", "current_system", "running"):
+        import aria.system
+
+        return getattr(aria.system, name)
+    raise AttributeError(f"module 'aria' has no attribute {name!r}")
 
 
 def whereis(name: str, *, timeout: float = 10.0) -> ServiceRef:
@@ -34,9 +45,13 @@ def whereis(name: str, *, timeout: float = 10.0) -> ServiceRef:
         NoSuchService: if the app is not part of the running system.
         RuntimeError: if no system is running.
     """
+    from aria.system import current_system
+
     return current_system().whereis(name, timeout=timeout)
 
 
 def tree() -> dict[str, Any]:
     """A JSON-serialisable snapshot of the running system's supervision tree."""
+    from aria.system import current_system
+
     return current_system().tree()

@@ -10,9 +10,12 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from aria.application import App
 from aria.errors import UsageError
+
+if TYPE_CHECKING:
+    from aria.application import App
 
 APP_PACKAGES: tuple[str, ...] = (
     "security",

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import trio
 
 _FIRST_INTERVAL = 0.01
@@ -94,6 +93,8 @@ class HttpProbe(Probe):
     ca_file: str | Path | None = None
 
     async def wait_ready(self) -> None:
+        import httpx  # imported here: it is the slowest import of the supervisor and rarely needed
+
         verify: ssl.SSLContext | bool = True
         if self.ca_file is not None:
             verify = ssl.create_default_context(cafile=str(self.ca_file))
