@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from aria.apps.engine.characters import CharacterGoalPlanner
 from aria.apps.engine.domain import Domain
 from aria.apps.engine.errors import DomainError, SerializationError, UnknownDomain
 from aria.apps.engine.planner import Planner, PlanOutcome
@@ -333,6 +334,18 @@ class EngineApi:
         return {"ok": True, "app": "aria_engine", "domains": len(self._domains)}
 
 
+def character_goal_planner(max_expansions: int = 10_000) -> CharacterGoalPlanner:
+    """A planner for generated RPG characters' goals in the engine's demo world.
+
+    It answers ``plannable(character, goal) -> bool`` and ``plan(character, goal)`` (the actions, or
+    None) for a character sheet of aria_shape's schema and one of its goals ``{predicate, object}``;
+    ``explain`` says why a goal cannot be planned. It plans synchronously in the calling thread (a goal
+    takes well under a millisecond), needs no running node, and is what aria_shape's ``plannable``
+    reward uses. The world's rules are in :mod:`aria.apps.engine.characters` and the README.
+    """
+    return CharacterGoalPlanner(max_expansions=max_expansions)
+
+
 Api = EngineApi
 
-__all__ = ["Api", "EngineApi", "PlanRequest"]
+__all__ = ["Api", "CharacterGoalPlanner", "EngineApi", "PlanRequest", "character_goal_planner"]
