@@ -16,6 +16,7 @@ import threading
 from collections import deque
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -98,7 +99,7 @@ def configure(level: str = "info", format: str = "auto", stream: TextIO | None =
     stream = stream if stream is not None else sys.stderr
     json_output = format == "json" or (format == "auto" and not _isatty(stream))
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
         if json_output
         else structlog.dev.ConsoleRenderer(
             colors=_isatty(stream), exception_formatter=structlog.dev.plain_traceback
@@ -125,6 +126,11 @@ def configure(level: str = "info", format: str = "auto", stream: TextIO | None =
     root.addHandler(_handler)
     # Libraries are chatty at INFO; their warnings still come through.
     root.setLevel(max(numeric_level, logging.WARNING))
+
+
+def _dumps(event: Any, **_: Any) -> str:
+    # orjson: several times faster than the standard library on the per-request log line.
+    return orjson.dumps(event, default=str).decode()
 
 
 def reset() -> None:

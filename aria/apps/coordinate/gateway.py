@@ -21,6 +21,8 @@ import structlog
 import trio
 from prometheus_client import Counter, Histogram
 from quart import Blueprint, Response, g, jsonify, redirect, render_template, request, websocket
+from quart import g as _g
+from quart import request as _request
 from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -28,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from aria.apps.coordinate.openapi import openapi_document
 from aria.apps.coordinate.ratelimit import CircuitBreaker, RateLimiter
 from aria.errors import ServiceUnavailable
-from aria.http import AUTHENTICATED_ONLY, error_response, is_public, permission_of, public
+from aria.http import AUTHENTICATED_ONLY, error_response, is_public, permission_of, public, requires
 
 log = structlog.get_logger("aria_coordinate")
 
@@ -112,6 +114,9 @@ class Gateway:
     # ---- hooks --------------------------------------------------------------------------------
 
     async def _before(self) -> ResponseReturnValue | None:
+        # The proxies `g` and `request` cost a lookup per access; this hook runs on every request.
+        g = _g._get_current_object()
+        request = _request._get_current_object()
         g.started = time.perf_counter()
         g.request_id = _request_id(request.headers.get("X-Request-ID"))
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
@@ -149,7 +154,7 @@ class Gateway:
             return None  # an authenticated caller may learn that the path does not exist
         if not is_api:
             # Dashboard pages: the buttons that change things show only for those allowed to.
-            decision = await self.auth.authorize(
+            decision = await (await self._auth()).authorize(
                 principal, "write", self._resource("aria.supervisor"), {"ip": request.remote_addr or ""}
             )
             g.is_admin = bool(decision)
@@ -158,7 +163,7 @@ class Gateway:
         if permission == AUTHENTICATED_ONLY:
             return self._rate_limit(principal)
         resource, _, action = permission.rpartition(":")
-        decision = await self.auth.authorize(
+        decision = await (await self._auth()).authorize(
             principal,
             action,
             self._resource(resource),
@@ -169,6 +174,8 @@ class Gateway:
         return self._rate_limit(principal)
 
     def _rate_limit(self, principal: Any) -> ResponseReturnValue | None:
+        g = _g._get_current_object()
+        request = _request._get_current_object()
         verdict = self.limiter.take((principal.name, str(request.url_rule)), trio.current_time())
         g.ratelimit = verdict
         if not verdict.allowed:
@@ -178,6 +185,8 @@ class Gateway:
         return None
 
     async def _after(self, response: Response) -> Response:
+        g = _g._get_current_object()
+        request = _request._get_current_object()
         response.headers["X-Request-ID"] = g.get("request_id", "")
         verdict = g.get("ratelimit")
         if verdict is not None:
@@ -232,6 +241,12 @@ class Gateway:
 
     # ---- helpers ------------------------------------------------------------------------------
 
+    async def _auth(self) -> Any:
+        """aria_auth's live service: straight from the registry on the hot path, waiting (through
+        the ServiceRef) only while it restarts."""
+        live = self.system.registry.whereis_nowait("aria_auth")
+        return live if live is not None else await self.auth.get()
+
     def _owner(self) -> str | None:
         if request.blueprint:
             return self._blueprint_app.get(request.blueprint)
@@ -273,11 +288,11 @@ class Gateway:
 
         try:
             if token.startswith("aria_pat_"):
-                principal = await self.auth.verify_api_token(
+                principal = await (await self._auth()).verify_api_token(
                     token, ip=request.remote_addr or "", request_id=g.get("request_id", "")
                 )
             else:
-                principal = await self.auth.verify_token(token)
+                principal = await (await self._auth()).verify_token(token)
         except AuthError:
             return None
         g.principal = principal
@@ -302,6 +317,19 @@ class Gateway:
         async def openapi() -> Response:
             """The OpenAPI 3.1 document of the whole API."""
             return jsonify(self.openapi)
+
+        @blueprint.get("/api/v1/coordinate/ping")
+        @requires("coordinate:read")
+        async def ping() -> Response:
+            """The cheapest authenticated call: checks credentials, permission and rate limit."""
+            return jsonify({"pong": True, "principal": g.principal_name})
+
+        @blueprint.get("/api/v1/coordinate/status")
+        @requires("coordinate:read")
+        async def status() -> Response:
+            """Where the gateway listens, which apps it serves, the state of their circuits."""
+            apps = sorted(set(self._blueprint_app.values()))
+            return jsonify({"apps": apps, "circuits": {app: self.breaker.state(app) for app in apps}})
 
         @blueprint.route("/login", methods=["GET", "POST"])
         @public
