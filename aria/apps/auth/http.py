@@ -4,22 +4,29 @@
 ``AuthService`` itself). Every URL the routes publish (discovery, redirects) is built from the
 service's configured ``issuer``, which must be the public URL of the mount point.
 
+Each view declares who may call it (``aria.http``), and the gateway enforces that before the view
+runs: *public* views authenticate their callers themselves (OAuth clients by their secret, users by
+their password, the WebSocket inside its protocol); *principal* views need any authenticated caller
+and act on that caller only; the rest name the permission they need. Served without the gateway
+(tests, a standalone provider), the views check bearer tokens and permissions themselves.
+
 Routes (relative to the mount point):
 
-| method | path | what |
-|---|---|---|
-| GET | ``/.well-known/openid-configuration``, ``/.well-known/oauth-authorization-server`` | discovery |
-| GET | ``/jwks.json`` | the public signing keys (current and previous) |
-| POST | ``/login`` | JSON ``{username, password, otp?}`` -> tokens |
-| POST | ``/refresh``, ``/logout`` | JSON ``{refresh_token}`` (logout: also the bearer's sessions) |
-| GET, POST | ``/authorize`` | OAuth authorization endpoint (code + PKCE); login form or bearer |
-| POST | ``/token``, ``/introspect``, ``/revoke`` | OAuth token (RFC 6749), RFC 7662, RFC 7009 |
-| GET | ``/userinfo``, ``/me`` | the bearer's claims / principal |
-| POST | ``/mfa/totp/enrol``, ``/mfa/totp/confirm`` | TOTP enrolment for the bearer |
-| POST | ``/turn`` | TURN REST credentials for the bearer |
-| WS | ``/webrtc/<room>`` | token-authenticated WebRTC signalling relay |
-| GET | ``/federation/<provider>/login``, ``/federation/<provider>/callback`` | external OIDC login |
-| GET | ``/audit`` | the audit log (needs ``auth.audit:read``) |
+| method | path | access | what |
+|---|---|---|---|
+| GET | ``/.well-known/openid-configuration``, ``…/oauth-authorization-server`` | public | discovery |
+| GET | ``/jwks.json`` | public | the public signing keys (current and previous) |
+| POST | ``/login`` | public | JSON ``{username, password, otp?}`` -> tokens |
+| POST | ``/refresh`` | public | JSON ``{refresh_token}`` -> new tokens |
+| POST | ``/logout`` | principal | ends the bearer token and the JSON ``refresh_token``'s family |
+| GET, POST | ``/authorize`` | public | OAuth authorization endpoint (code + PKCE); login form or bearer |
+| POST | ``/token``, ``/introspect``, ``/revoke`` | public | OAuth token (RFC 6749), RFC 7662, RFC 7009 |
+| GET | ``/userinfo``, ``/me`` | principal | the caller's claims / principal |
+| POST | ``/mfa/totp/enrol``, ``/mfa/totp/confirm`` | principal | TOTP enrolment for the caller |
+| POST | ``/turn`` | principal | TURN REST credentials for the caller |
+| WS | ``/webrtc/<room>`` | public | token-authenticated WebRTC signalling relay (``webrtc.room:join``) |
+| GET | ``/federation/<provider>/login``, ``/federation/<provider>/callback`` | public | external OIDC login |
+| GET | ``/audit`` | ``auth.audit:read`` | the audit log |
 
 Error bodies are ``{"error": ..., "error_description": ...}``; authentication failures are generic.
 """
@@ -35,7 +42,7 @@ import httpx
 import trio
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
-from quart import Blueprint, Response, redirect, request, websocket
+from quart import Blueprint, Response, g, redirect, request, websocket
 
 from aria.apps.auth.errors import (
     AuthError,
@@ -48,6 +55,7 @@ from aria.apps.auth.errors import (
 from aria.apps.auth.oauth import AuthorizationServer, GrantUser, HttpRequest, make_server
 from aria.apps.auth.policy import Principal, Resource
 from aria.apps.auth.service import API_TOKEN_PREFIX, AuthService
+from aria.http import authenticated, public, requires
 
 SIGNAL_QUEUE = 64
 MAX_SIGNAL_BYTES = 64 * 1024
@@ -85,8 +93,19 @@ def _auth_error(exc: AuthError) -> Response:
 
 
 def _request_id() -> str:
+    """The gateway's request id (it also answers with it), else the client's, else a new one."""
+    assigned = g.get("request_id")
+    if isinstance(assigned, str) and assigned:
+        return assigned
     given = request.headers.get("X-Request-ID", "")
     return given[:200] if given else secrets.token_hex(8)
+
+
+def _gateway_principal() -> Principal | None:
+    """The principal the gateway authenticated for this request (bearer, API token or the
+    dashboard's session cookie), or None when the blueprint is served without the gateway."""
+    principal = g.get("principal")
+    return principal if isinstance(principal, Principal) else None
 
 
 def discovery_document(issuer: str) -> dict[str, Any]:
@@ -205,6 +224,10 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return response
 
     async def bearer(svc: AuthService) -> Principal:
+        """The caller: as the gateway authenticated it, else from the request's bearer token."""
+        principal = _gateway_principal()
+        if principal is not None:
+            return principal
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -213,11 +236,13 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
 
     @blueprint.get("/.well-known/openid-configuration")
     @blueprint.get("/.well-known/oauth-authorization-server")
+    @public
     async def discovery() -> Response:
         svc = await service()
         return _json(discovery_document(svc.issuer))
 
     @blueprint.get("/jwks.json")
+    @public
     async def jwks() -> Response:
         svc = await service()
         response = _json(svc.jwks())
@@ -225,6 +250,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return response
 
     @blueprint.post("/login")
+    @public
     async def login() -> Response:
         svc = await service()
         body = await request.get_json(silent=True)
@@ -243,6 +269,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return _json(tokens.to_json())
 
     @blueprint.post("/refresh")
+    @public
     async def refresh() -> Response:
         svc = await service()
         body = await request.get_json(silent=True)
@@ -256,8 +283,13 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return _json(tokens.to_json())
 
     @blueprint.post("/logout")
+    @authenticated
     async def logout() -> Response:
         svc = await service()
+        try:
+            await bearer(svc)
+        except AuthError as exc:
+            return _auth_error(exc)
         body = await request.get_json(silent=True)
         if isinstance(body, dict) and isinstance(body.get("refresh_token"), str):
             await svc.revoke_token(body["refresh_token"], request_id=_request_id(), reason="logout")
@@ -267,6 +299,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return _json({"ok": True})
 
     @blueprint.route("/authorize", methods=["GET", "POST"])
+    @public
     async def authorize() -> Response:
         svc, server = await oauth()
         try:
@@ -317,6 +350,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return reply(result)
 
     @blueprint.post("/token")
+    @public
     async def token() -> Response:
         _, server = await oauth()
         try:
@@ -338,14 +372,17 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return reply(await trio.to_thread.run_sync(server.create_endpoint_response, name, oauth_req))
 
     @blueprint.post("/introspect")
+    @public
     async def introspect() -> Response:
         return await endpoint("introspection")
 
     @blueprint.post("/revoke")
+    @public
     async def revoke() -> Response:
         return await endpoint("revocation")
 
     @blueprint.get("/userinfo")
+    @authenticated
     async def userinfo() -> Response:
         svc = await service()
         try:
@@ -355,6 +392,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return _json({"sub": principal.id, "name": principal.name, "preferred_username": principal.name})
 
     @blueprint.get("/me")
+    @authenticated
     async def me() -> Response:
         svc = await service()
         try:
@@ -373,6 +411,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         )
 
     @blueprint.post("/mfa/totp/enrol")
+    @authenticated
     async def totp_enrol() -> Response:
         svc = await service()
         try:
@@ -384,6 +423,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
             return _error(400, "invalid_request", str(exc))
 
     @blueprint.post("/mfa/totp/confirm")
+    @authenticated
     async def totp_confirm() -> Response:
         svc = await service()
         body = await request.get_json(silent=True)
@@ -395,6 +435,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
             return _auth_error(exc)
 
     @blueprint.post("/turn")
+    @authenticated
     async def turn() -> Response:
         svc = await service()
         try:
@@ -404,16 +445,20 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return _json(svc.turn_credentials(principal))
 
     @blueprint.get("/audit")
+    @requires("auth.audit:read")
     async def audit() -> Response:
         svc = await service()
-        try:
-            principal = await bearer(svc)
-        except AuthError as exc:
-            return _auth_error(exc)
-        context = {"ip": request.remote_addr or "", "request_id": _request_id()}
-        decision = await svc.authorize(principal, "read", Resource("auth.audit"), context)
-        if not decision:
-            return _error(403, "forbidden", decision.reason)
+        if _gateway_principal() is None:
+            # Served without the gateway: check the declared permission here (the gateway has
+            # checked it, and audited the decision, before the view runs).
+            try:
+                principal = await bearer(svc)
+            except AuthError as exc:
+                return _auth_error(exc)
+            context = {"ip": request.remote_addr or "", "request_id": _request_id()}
+            decision = await svc.authorize(principal, "read", Resource("auth.audit"), context)
+            if not decision:
+                return _error(403, "forbidden", decision.reason)
         args = request.args
         try:
             limit = int(args.get("limit", "100"))
@@ -429,6 +474,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return _json({"records": rows})
 
     @blueprint.get("/federation/<provider>/login")
+    @public
     async def federation_login(provider: str) -> Response:
         svc = await service()
         try:
@@ -443,6 +489,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return redirect(url, 302)  # type: ignore[return-value]
 
     @blueprint.get("/federation/<provider>/callback")
+    @public
     async def federation_callback(provider: str) -> Response:
         svc = await service()
         args = request.args
@@ -466,6 +513,7 @@ def create_blueprint(auth: Any, *, name: str = "aria_auth") -> Blueprint:
         return _json(tokens.to_json())
 
     @blueprint.websocket("/webrtc/<room>")
+    @public
     async def signalling(room: str) -> None:
         await _signalling(await service(), rooms, room)
 
