@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 import aria
-from aria.application import placeholder_children
-from aria.apps import all_apps
 from aria.apps.storage.api import ChunkSizes, StorageApi
 from aria.config import load
 from aria.errors import ConfigError
+from tests.storage.conftest import storage_config
 
 BLOB1_SHA256 = "eb2fb317e36a1296ee6018371ca621017634f4a4790e4990846126b251147fca"
-
-
-def storage_only_catalog() -> list[Any]:
-    """Aria's apps with the two foundation apps as placeholders: storage does not call them yet."""
-    return [
-        dataclasses.replace(app, build=placeholder_children, implemented=False)
-        if app.name in ("aria_security", "aria_data")
-        else app
-        for app in all_apps()
-    ]
 
 
 class TestConfig:
@@ -46,10 +33,11 @@ class TestConfig:
 
 class TestService:
     async def test_boots_the_default_store_and_runs_operations(
-        self, node_config: dict[str, Any], data_dir: Path, desync_data: Path, tmp_path: Path
+        self, storage_dir: Path, desync_data: Path, tmp_path: Path
     ) -> None:
-        config = {**node_config, "storage": {"chunk_size": "2:8:32"}}
-        async with aria.running(apps=["aria_storage"], config=config, catalog=storage_only_catalog()):
+        data_dir = storage_dir
+        config = storage_config(storage_dir, chunk_size="2:8:32")
+        async with aria.running(apps=["aria_storage"], config=config):
             storage = aria.whereis("aria_storage")
             status = storage.status()
             assert status["implemented"] is True
@@ -67,14 +55,13 @@ class TestService:
         assert len(list((data_dir / "storage" / "chunks").rglob("*.cacnk"))) == 131
 
     async def test_the_configured_chunk_server_serves_the_store(
-        self, node_config: dict[str, Any], desync_data: Path
+        self, storage_dir: Path, desync_data: Path
     ) -> None:
-        config = {
-            **node_config,
-            "storage": {"store": str(desync_data / "blob1.store"), "chunk_server": "127.0.0.1:0"},
-        }
+        config = storage_config(
+            storage_dir, store=str(desync_data / "blob1.store"), chunk_server="127.0.0.1:0"
+        )
         chunk = "686d5bf0fe02c431327829269ee90938d56921f01d0583f4fe94f1cd98c82cd8"
-        async with aria.running(apps=["aria_storage"], config=config, catalog=storage_only_catalog()):
+        async with aria.running(apps=["aria_storage"], config=config):
             address = aria.whereis("aria_storage").status()["chunk_server"]
             async with httpx.AsyncClient() as client:
                 response = await client.get(f"http://{address}/{chunk[:4]}/{chunk}.cacnk")

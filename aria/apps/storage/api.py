@@ -9,6 +9,14 @@ Other apps and scripts use it in two ways:
       index = await storage.make("model.safetensors", "model.caibx")
       await storage.extract("model.caibx", "/tmp/model.safetensors")
 
+* the asset catalog (with aria_data), on the same service::
+
+      asset = await storage.put_asset("robot.glb", upload_body, content_type="model/gltf-binary")
+      async with await storage.open_asset("robot.glb") as reader:   # newest version
+          head = await reader.read_range(0, 4096)
+      await storage.list_assets(), await storage.delete_asset("robot.glb", "1"), await storage.gc()
+      storage.statistics()                                          # synchronous, for dashboards
+
 * the building blocks, usable without a node: :func:`open_store` (any store by URL), the
   operations (:func:`make`, :func:`make_from_stream`, :func:`extract`, :func:`cat`,
   :func:`read_range`, :func:`chop`, :func:`verify`, :func:`prune`, :func:`info`,
@@ -22,13 +30,25 @@ asyncio libraries (S3, SFTP) run under trio-asyncio inside the store.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from aria.apps.storage.catalog import (
+    DEFAULT_CONTENT_TYPE,
+    LATEST,
+    Asset,
+    AssetCatalog,
+    AssetReader,
+    Content,
+    GCReport,
+)
 from aria.apps.storage.chunker import ChunkSizes, chunk_boundaries
 from aria.apps.storage.errors import (
+    AssetExists,
+    AssetNotFound,
     ChunkInvalid,
     ChunkMissing,
     ContentMismatch,
@@ -37,6 +57,8 @@ from aria.apps.storage.errors import (
     StorageError,
     StoreFailure,
     StoreURLError,
+    SweepInProgress,
+    UploadExpired,
 )
 from aria.apps.storage.format import Digest, Index, IndexChunk, read_index
 from aria.apps.storage.operations import (
@@ -59,8 +81,14 @@ from aria.apps.storage.operations import (
 )
 from aria.apps.storage.settings import StorageSection
 from aria.apps.storage.stores import Store, StoreOptions, open_store, open_stores
+from aria.errors import UsageError
 
 __all__ = [
+    "LATEST",
+    "Asset",
+    "AssetExists",
+    "AssetNotFound",
+    "AssetReader",
     "CacheStats",
     "ChunkInvalid",
     "ChunkMissing",
@@ -68,6 +96,7 @@ __all__ = [
     "ContentMismatch",
     "Digest",
     "ExtractStats",
+    "GCReport",
     "Index",
     "IndexChunk",
     "InvalidArchive",
@@ -79,11 +108,14 @@ __all__ = [
     "StoreFailure",
     "StoreOptions",
     "StoreURLError",
+    "SweepInProgress",
+    "UploadExpired",
     "VerifyReport",
     "cache_chunks",
     "cat",
     "chop",
     "chunk_boundaries",
+    "create_blueprint",
     "extract",
     "info",
     "make",
@@ -110,13 +142,21 @@ class StorageApi:
 
     implemented = True
 
-    def __init__(self, store: Store, settings: StorageSection, *, chunk_server: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: StorageSection,
+        *,
+        chunk_server: str | None = None,
+        catalog: AssetCatalog | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.sizes = ChunkSizes.parse(settings.chunk_size)
         self.digest = Digest.parse(settings.digest)
         self.concurrency = settings.concurrency or None
         self.chunk_server = chunk_server
+        self._catalog = catalog
         self._started = trio.current_time()
 
     def status(self) -> dict[str, Any]:
@@ -128,7 +168,62 @@ class StorageApi:
             "chunk_size": self.settings.chunk_size,
             "digest": self.digest.value,
             "chunk_server": self.chunk_server,
+            "catalog": self._catalog is not None,
+            "assets": self.statistics().get("assets", 0),
         }
+
+    # The asset catalog ------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> AssetCatalog:
+        """The asset catalog (the running service always has one)."""
+        if self._catalog is None:
+            raise UsageError("this StorageApi has no asset catalog: it was built without aria_data")
+        return self._catalog
+
+    async def put_asset(
+        self,
+        name: str,
+        content: Content,
+        *,
+        version: str | None = None,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+    ) -> Asset:
+        """Store a new asset version from a stream, a file or bytes; see :meth:`AssetCatalog.put_asset`."""
+        return await self.catalog.put_asset(name, content, version=version, content_type=content_type)
+
+    async def open_asset(self, name: str, version: str | None = None) -> AssetReader:
+        """A streaming reader (``read``, ``seek``, ``read_range``, ``stream``) of an asset version."""
+        return await self.catalog.open_asset(name, version)
+
+    async def get_asset(self, name: str, version: str | None = None) -> Asset:
+        """An asset version's description (the newest when ``version`` is None or ``latest``)."""
+        return await self.catalog.get_asset(name, version)
+
+    async def list_assets(self, name: str | None = None, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Every asset version (of ``name``), as JSON-friendly dicts (name, version, size,
+        content_type, caid, chunks, timestamps, ...)."""
+        return [asset.to_json() for asset in await self.catalog.list_assets(name, limit=limit)]
+
+    async def delete_asset(self, name: str, version: str) -> Asset:
+        """Remove an asset version from the catalog (its chunks go at the next gc unless shared)."""
+        return await self.catalog.delete_asset(name, version)
+
+    async def gc(self, *, dry_run: bool = False, keep: Sequence[IndexLike] = ()) -> GCReport:
+        """Delete the default store's chunks that no asset references (nor the ``keep`` indexes)."""
+        indexes = [await self.load_index(index) for index in keep]
+        return await self.catalog.gc(dry_run=dry_run, keep=indexes)
+
+    def statistics(self) -> dict[str, float]:
+        """Catalog numbers for dashboards (synchronous, as of the last refresh): assets, bytes,
+        stored_bytes, chunks, chunk_refs, dedup_ratio, uploads."""
+        return self._catalog.statistics() if self._catalog is not None else {}
+
+    async def dedup_statistics(self, name: str | None = None) -> dict[str, Any]:
+        """The dedup figures, overall and per asset version (distinct and exclusive bytes)."""
+        return await self.catalog.dedup_statistics(name)
+
+    # Operations on the store ------------------------------------------------------------------
 
     async def health(self) -> dict[str, Any]:
         """Ok when the default store answers (a lookup of an absent chunk)."""
@@ -214,6 +309,14 @@ class StorageApi:
         """Copy what the indexes reference from the default store (or ``source``) to ``destination``."""
         loaded = [await self.load_index(index) for index in indexes]
         return await cache_chunks(loaded, source or self.store, destination, concurrency=self.concurrency)
+
+
+def create_blueprint(service: Any) -> Any:
+    """aria_storage's routes for the gateway (``/api/v1/storage``); see :mod:`aria.apps.storage.http`."""
+    # Imported here: Quart is for the gateway, not for scripts and the CLI.
+    from aria.apps.storage.http import create_blueprint as build
+
+    return build(service)
 
 
 def _write_index(path: Path, index: Index) -> None:

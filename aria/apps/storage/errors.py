@@ -11,6 +11,11 @@
   * ``StoreFailure``: the backend failed (I/O error, HTTP status, S3 or SFTP error); names the store,
     the operation and the backend's own message, chained with ``from``.
   * ``ContentMismatch``: a file's bytes do not match the index they are said to match (``chop``).
+  * ``AssetNotFound`` (also a ``LookupError``): the catalog has no such asset or version.
+  * ``AssetExists``: an asset version that is already stored (versions are immutable).
+  * ``UploadExpired``: an upload stopped sending heartbeats for longer than
+    ``storage.upload_timeout`` and a gc forgot it; nothing of it was cataloged.
+  * ``SweepInProgress``: another gc holds the sweep lease.
 
 * ``StoreURLError`` (an :class:`aria.errors.UsageError` and ``ValueError``): a store location that
   names an unknown scheme or is malformed. The caller must change it.
@@ -83,3 +88,34 @@ class StoreURLError(UsageError, ValueError):
     def __init__(self, location: str, problem: str) -> None:
         self.location = location
         super().__init__(f"store location {location!r}: {problem}")
+
+
+class AssetNotFound(StorageError, LookupError):
+    """Raised when the catalog has no asset of that name (and version)."""
+
+    def __init__(self, name: str, version: str | None = None) -> None:
+        self.name = name
+        self.version = version
+        what = f"asset {name!r}" if version is None else f"asset {name!r} version {version!r}"
+        super().__init__(f"{what} is not in the catalog")
+
+
+class AssetExists(StorageError):
+    """Raised when putting an asset version that the catalog already holds."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self.name = name
+        self.version = version
+        super().__init__(f"asset {name!r} version {version!r} already exists (versions are immutable)")
+
+
+class UploadExpired(StorageError):
+    """Raised when an upload was forgotten (no heartbeat for ``storage.upload_timeout``) mid-way."""
+
+
+class SweepInProgress(StorageError):
+    """Raised when a gc starts while another one (``holder``) holds the sweep lease."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        super().__init__(f"a gc is already sweeping the store (held by {holder})")

@@ -197,6 +197,7 @@ async def make_from_stream(
     concurrency: int | None = None,
     progress: Progress | None = None,
     content_sha256: bool = False,
+    announce: Callable[[list[bytes]], Awaitable[None]] | None = None,
 ) -> tuple[Index, MakeStats]:
     """Chunk a stream of bytes (an upload, a pipe, a file) into an index, storing its chunks.
 
@@ -208,6 +209,9 @@ async def make_from_stream(
         blocks: The content, in pieces of any size (empty pieces are skipped).
         content_sha256: Also compute the SHA-256 of the whole content (``stats.sha256``), as an
             asset's content ID.
+        announce: Awaited with the IDs of each batch's chunks new to this stream, before the batch
+            is written (or found already stored); every distinct chunk is announced once. The asset
+            catalog records them there, so a concurrent gc keeps them.
 
     Returns:
         The index and what was done; see :func:`make`.
@@ -280,6 +284,8 @@ async def make_from_stream(
                     seen.add(chunk_id)
                     fresh.append((chunk_id, chunk))
             if fresh:
+                if announce is not None:
+                    await announce([chunk_id for chunk_id, _ in fresh])
                 count = await store.put_chunks(fresh)
                 stats.written += count  # after the await: concurrent jobs must not lose updates
         if progress is not None:

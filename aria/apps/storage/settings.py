@@ -29,6 +29,12 @@ class StorageSection(Section):
         "", description="HOST:PORT to serve the default store with desync's HTTP protocol; empty: off."
     )
     chunk_server_writable: bool = Field(False, description="Whether the chunk server accepts PUT.")
+    upload_timeout: float = Field(
+        600.0, gt=0, description="Seconds an asset upload may go without a heartbeat before gc forgets it."
+    )
+    statistics_interval: float = Field(
+        30.0, gt=0, description="Seconds between refreshes of the catalog statistics."
+    )
 
     @field_validator("store")
     @classmethod

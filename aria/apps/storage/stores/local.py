@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -157,17 +158,27 @@ class LocalStore(Store):
         for chunk_id in ids:
             yield chunk_id
 
-    async def remove_temporaries(self) -> int:
-        """Delete leftover temporary files of interrupted writes; returns how many."""
+    async def remove_temporaries(self, *, older_than: float = 0.0) -> int:
+        """Delete leftover temporary files of interrupted writes; returns how many.
+
+        Args:
+            older_than: Only those last modified this many seconds ago or more, so that writes in
+                progress (another process putting chunks) keep theirs.
+        """
 
         def remove() -> int:
             _, temporaries = self.scan_blocking()
+            cutoff = time.time() - older_than
+            removed = 0
             for path in temporaries:
                 try:
+                    if older_than and path.stat().st_mtime > cutoff:
+                        continue
                     path.unlink()
+                    removed += 1
                 except FileNotFoundError:
                     pass
-            return len(temporaries)
+            return removed
 
         return await trio.to_thread.run_sync(remove)
 
