@@ -15,6 +15,7 @@ import pytest
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from aria.apps.auth.api import InvalidToken
@@ -60,17 +61,18 @@ class TestDiscoveryAndLogin:
         async with serving(node) as http:
             document = (await http.get("/.well-known/openid-configuration")).json()
             metadata = OpenIDProviderMetadata(document)
-            for key in metadata.REGISTRY_KEYS:  # every OIDC rule but one: ID tokens are ES256, not RS256
-                if key != "id_token_signing_alg_values_supported":
-                    getattr(metadata, f"validate_{key}")()
-            assert document["id_token_signing_alg_values_supported"] == ["ES256"]
+            metadata.validate()  # every OpenID Connect discovery rule, RS256 for ID tokens included
+            assert document["id_token_signing_alg_values_supported"] == ["RS256", "ES256"]
             AuthorizationServerMetadata(
                 (await http.get("/.well-known/oauth-authorization-server")).json()
             ).validate()
             assert document["issuer"] == node.issuer
             assert document["jwks_uri"] == f"{node.issuer}/jwks.json"
             keys = (await http.get("/jwks.json")).json()
-            assert [k["kid"] for k in keys["keys"]] == ["1"]
+            assert [(k["kid"], k["alg"], k["kty"]) for k in keys["keys"]] == [
+                ("1", "ES256", "EC"),
+                ("rsa-1", "RS256", "RSA"),
+            ]
 
             response = await http.post("/login", json={"username": "alice", "password": PASSWORD})
             assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
@@ -144,14 +146,15 @@ class TestAuthorizationCode:
             tokens = response.json()
             assert tokens["token_type"] == "Bearer" and tokens["scope"] == "openid profile"
             keys = KeySet.import_key_set((await http.get("/jwks.json")).json())
-            id_token = jwt.decode(tokens["id_token"], keys, algorithms=["ES256"])
-            assert id_token.header["typ"] == "JWT"
+            id_token = jwt.decode(tokens["id_token"], keys, algorithms=["RS256"])  # OIDC's default
+            assert id_token.header == {"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}
+            assert jwt.decode(tokens["access_token"], keys, algorithms=["ES256"]).header["alg"] == "ES256"
             assert id_token.claims["aud"] == "spa" and id_token.claims["nonce"] == "n-456"
             assert id_token.claims["iss"] == node.issuer and id_token.claims["preferred_username"] == "alice"
             principal = await node.auth.verify_token(tokens["access_token"])
             assert principal.name == "alice" and principal.claims["client_id"] == "spa"
-            with pytest.raises(InvalidToken, match="token type"):
-                await node.auth.verify_token(tokens["id_token"])
+            with pytest.raises(InvalidToken, match="algorithm 'RS256' is not allowed"):
+                await node.auth.verify_token(tokens["id_token"])  # an ID token is not an access token
             userinfo = await http.get(
                 "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
             )
@@ -179,6 +182,7 @@ class TestAuthorizationCode:
             renewed = await http.post("/token", data=refresh)
             assert renewed.status_code == 200, renewed.text
             assert renewed.json()["refresh_token"] != tokens["refresh_token"]
+            assert jwt.decode(renewed.json()["id_token"], keys, algorithms=["RS256"]).claims["aud"] == "spa"
             replayed = await http.post("/token", data=refresh)
             assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
             with pytest.raises(InvalidToken, match="revoked"):  # reuse revoked the family's access token
@@ -210,6 +214,40 @@ class TestAuthorizationCode:
                 headers={"Authorization": f"Bearer {login.access_token}"},
             )
             assert third.status_code == 302 and "code=" in third.headers["location"]
+
+    async def test_a_client_may_prefer_es256_id_tokens(self, node: Node) -> None:
+        await node.auth.add_user("alice", PASSWORD)
+        with pytest.raises(
+            ValueError, match=r"ID tokens are signed with one of \['RS256', 'ES256'\], not 'HS256'"
+        ):
+            await node.auth.register_client(
+                "bad", redirect_uris=[REDIRECT], id_token_signed_response_alg="HS256"
+            )
+        secret = await node.auth.register_client(
+            "compact", redirect_uris=[REDIRECT], id_token_signed_response_alg="ES256"
+        )
+        verifier, challenge = pkce()
+        async with serving(node) as http:
+            code = await get_code(http, "compact", challenge)
+            response = await http.post(
+                "/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": REDIRECT,
+                    "code_verifier": verifier,
+                },
+                auth=("compact", secret),
+            )
+            assert response.status_code == 200, response.text
+            keys = KeySet.import_key_set((await http.get("/jwks.json")).json())
+            id_token = jwt.decode(response.json()["id_token"], keys, algorithms=["ES256"])
+            assert id_token.header == {"alg": "ES256", "kid": "1", "typ": "JWT"}
+            assert id_token.claims["nonce"] == "n-456" and id_token.claims["aud"] == "compact"
+            with pytest.raises(JoseError):  # not what an RS256-only relying party accepts
+                jwt.decode(response.json()["id_token"], keys, algorithms=["RS256"])
+            with pytest.raises(InvalidToken, match=r"token type 'JWT' is not 'at\+jwt'"):
+                await node.auth.verify_token(response.json()["id_token"])
 
     async def test_attacks_on_the_code_flow(self, node: Node) -> None:
         await node.auth.add_user("alice", PASSWORD)

@@ -129,12 +129,12 @@ class TestTokens:
         assert await auth.rotate_signing_key() == 2
         second = (await auth.login("alice", PASSWORD)).access_token
         assert header(second)["kid"] == "2"
-        assert [k["kid"] for k in auth.jwks()["keys"]] == ["2", "1"]
+        assert [k["kid"] for k in auth.jwks()["keys"]] == ["2", "1", "rsa-2", "rsa-1"]
         assert (await auth.verify_token(first)).name == "alice"  # no downtime for tokens in flight
         assert (await auth.verify_token(second)).name == "alice"
 
         await auth.rotate_signing_key()
-        assert [k["kid"] for k in auth.jwks()["keys"]] == ["3", "2"]
+        assert [k["kid"] for k in auth.jwks()["keys"]] == ["3", "2", "rsa-3", "rsa-2"]
         with pytest.raises(InvalidToken, match="unknown key id '1'"):
             await auth.verify_token(first)
         assert (await auth.verify_token(second)).name == "alice"

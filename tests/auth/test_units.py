@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pyotp
@@ -17,10 +18,12 @@ import trio
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from joserfc.jwk import ECKey
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
 
 from aria.apps.auth import mfa
 from aria.apps.auth.errors import InvalidToken
+from aria.apps.auth.issuer import issuer_source
 from aria.apps.auth.passwords import Argon2Parameters, Passwords, Throttle
 from aria.apps.auth.policy import Grant, Policy, Principal, Resource, Role
 from aria.apps.auth.tokens import ID_TYPE, KeyRing, TokenMinter, TokenVerifier, b64url
@@ -141,6 +144,21 @@ class LocalKey:
 
     async def sign(self, data: bytes, version: int) -> str:
         return f"vault:v{version}:{b64url(self.raw_sign(data))}"
+
+
+class RsaKey:
+    """An RSA 2048 key standing in for OpenBao's RS256 transit key (PKCS#1 v1.5, vault:v1:...)."""
+
+    def __init__(self) -> None:
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.pem = (
+            self.private.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
+
+    async def sign(self, data: bytes, version: int) -> str:
+        return f"vault:v{version}:{b64url(self.private.sign(data, padding.PKCS1v15(), hashes.SHA256()))}"
 
 
 def segment(value: dict[str, Any]) -> str:
@@ -267,9 +285,73 @@ class TestTokenVerification:
 
     def test_jwks_publishes_current_and_previous_versions(self, key: LocalKey) -> None:
         keys = {str(v): {"public_key": LocalKey().pem} for v in (1, 2, 3)}
-        ring = KeyRing.from_transit({"latest_version": 3, "keys": keys}, keep_previous=1)
-        assert [k["kid"] for k in ring.jwks()["keys"]] == ["3", "2"]
-        assert all(k["alg"] == "ES256" and k["use"] == "sig" and "d" not in k for k in ring.jwks()["keys"])
+        rsa_keys = {str(v): {"public_key": RsaKey().pem} for v in (1, 2)}
+        ring = KeyRing.from_transit(
+            {"latest_version": 3, "keys": keys},
+            keep_previous=1,
+            rsa_info={"latest_version": 2, "keys": rsa_keys},
+        )
+        published = ring.jwks()["keys"]
+        assert [(k["kid"], k["alg"], k["kty"]) for k in published] == [
+            ("3", "ES256", "EC"),
+            ("2", "ES256", "EC"),
+            ("rsa-2", "RS256", "RSA"),
+            ("rsa-1", "RS256", "RSA"),
+        ]
+        assert all(k["use"] == "sig" and "d" not in k and "p" not in k for k in published)
+        assert (ring.signing_version("ES256"), ring.signing_version("RS256")) == (3, 2)
+        with pytest.raises(InvalidToken, match="no PS256 signing key"):
+            ring.signing_version("PS256")
+        with pytest.raises(InvalidToken, match="version 4 has no public key"):
+            KeyRing.from_transit({"latest_version": 4, "keys": keys})
+
+    def test_rs256_id_tokens_verify_with_the_published_key_and_never_pass_as_access_tokens(
+        self, key: LocalKey, verifier: TokenVerifier
+    ) -> None:
+        rsa_key = RsaKey()
+        verifier.ring = KeyRing.from_transit(
+            {"latest_version": 1, "keys": {"1": {"public_key": key.pem}}},
+            rsa_info={"latest_version": 1, "keys": {"1": {"public_key": rsa_key.pem}}},
+        )
+        minter = TokenMinter(key.sign, ISSUER, clock=lambda: NOW, rs256_sign=rsa_key.sign)
+
+        def mint_with(**options: Any) -> str:
+            claims = {"sub": "u1", "aud": "aria", "name": "alice"}
+            return trio.run(lambda: minter.mint(claims, key_version=1, ttl=60, **options))[0]
+
+        id_token = mint_with(token_type=ID_TYPE, algorithm="RS256")
+        decoded = jwt.decode(id_token, KeySet.import_key_set(verifier.ring.jwks()), algorithms=["RS256"])
+        assert decoded.header == {"alg": "RS256", "kid": "rsa-1", "typ": "JWT"}
+        assert decoded.claims["iss"] == ISSUER and decoded.claims["name"] == "alice"
+        # Our own RSA key, our own claims, typed as an access token: still not an access token.
+        with pytest.raises(InvalidToken, match="algorithm 'RS256' is not allowed"):
+            verifier.verify(mint_with(algorithm="RS256"))
+        # An ES256 header naming the RSA key's kid finds no ES256 key.
+        claims = json.loads(base64.urlsafe_b64decode(mint(key).split(".")[1] + "=="))
+        signing_input = f"{segment({'alg': 'ES256', 'typ': 'at+jwt', 'kid': 'rsa-1'})}.{segment(claims)}"
+        with pytest.raises(InvalidToken, match="unknown key id 'rsa-1'"):
+            verifier.verify(f"{signing_input}.{b64url(key.raw_sign(signing_input.encode()))}")
+        with pytest.raises(ValueError, match="no signer for 'PS256'"):
+            mint_with(algorithm="PS256")
+
+    def test_every_issuer_name_of_the_node_is_accepted_and_no_other(
+        self, key: LocalKey, verifier: TokenVerifier
+    ) -> None:
+        names = iter(["https://127.0.0.1:8443/api/v1/auth", "https://127.0.0.1:40123/api/v1/auth"])
+        current = next(names)
+        minter = TokenMinter(key.sign, lambda: current, clock=lambda: NOW)
+        verifier.issuers = {current}
+        before = trio.run(lambda: minter.mint({"sub": "u1", "aud": "aria"}, key_version=1, ttl=60))[0]
+        current = next(names)  # the gateway started listening on a port picked at start
+        verifier.issuers.add(current)
+        after, claims = trio.run(lambda: minter.mint({"sub": "u1", "aud": "aria"}, key_version=1, ttl=60))
+        assert claims["iss"] == "https://127.0.0.1:40123/api/v1/auth"
+        assert verifier.verify(before)["iss"] == "https://127.0.0.1:8443/api/v1/auth"
+        assert verifier.verify(after)["iss"] == current
+        with pytest.raises(InvalidToken, match=r"issuer 'https://evil\.test' is not"):
+            verifier.verify(mint(key, iss="https://evil.test"))
+        with pytest.raises(InvalidToken, match=r"issuer \['x'\] is not"):
+            verifier.verify(mint(key, iss=["x"]))
 
     def test_the_minter_refuses_a_signature_from_another_key_version(self, key: LocalKey) -> None:
         async def wrong_version(data: bytes, version: int) -> str:
@@ -278,6 +360,31 @@ class TestTokenVerification:
         minter = TokenMinter(wrong_version, ISSUER, clock=lambda: NOW)
         with pytest.raises(InvalidToken, match="not v1"):
             trio.run(lambda: minter.mint({"sub": "u"}, key_version=1, ttl=60))
+
+
+class TestIssuer:
+    """Where the issuer comes from when ``[auth] issuer`` is empty (see aria/apps/auth/issuer.py)."""
+
+    @staticmethod
+    def coordinate(**values: Any) -> SimpleNamespace:
+        return SimpleNamespace(**{"public_url": "", "host": "127.0.0.1", "port": 8443, "tls": True, **values})
+
+    def test_configured_then_public_url_win(self) -> None:
+        gateway = SimpleNamespace(url="https://127.0.0.1:40123")
+        source = issuer_source("https://id.example.org/api/v1/auth/", self.coordinate(), lambda: gateway)
+        assert source() == "https://id.example.org/api/v1/auth"
+        source = issuer_source("", self.coordinate(public_url="https://aria.example.org/"), lambda: gateway)
+        assert source() == "https://aria.example.org/api/v1/auth"
+
+    def test_the_running_gateway_then_the_configured_address(self) -> None:
+        running: list[Any] = [None]
+        source = issuer_source("", self.coordinate(port=0), lambda: running[0])
+        assert source() == "https://127.0.0.1:8443/api/v1/auth"  # not listening yet: the default port
+        running[0] = SimpleNamespace(url="https://127.0.0.1:40123")
+        assert source() == "https://127.0.0.1:40123/api/v1/auth"
+        plain = issuer_source("", self.coordinate(host="::1", port=9000, tls=False), lambda: None)
+        assert plain() == "http://[::1]:9000/api/v1/auth"
+        assert issuer_source("", None, lambda: None)() == "https://localhost:8443/api/v1/auth"
 
 
 # ---- passwords and throttling ----------------------------------------------------------------

@@ -13,6 +13,7 @@ import trio
 from pydantic import Field, model_validator
 
 from aria.application import App, AppContext
+from aria.apps.auth.issuer import issuer_source
 from aria.apps.auth.service import AuthService
 from aria.config import Section
 from aria.supervisor import ChildSpec
@@ -22,8 +23,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class AuthSection(Section):
     issuer: str = Field(
-        "https://localhost:8443/api/v1/auth",
-        description="Public URL of the auth routes: the `iss` of every token and the base of discovery.",
+        "",
+        description="Public URL of the auth routes: the `iss` of every token and the base of discovery; "
+        "empty: the gateway's URL + /api/v1/auth.",
     )
     audience: str = Field("aria", description="The `aud` of access tokens.")
     access_token_ttl: float = Field(900.0, ge=10, description="Seconds an access (and ID) token lives.")
@@ -65,8 +67,8 @@ class AuthSection(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> AuthSection:
-        if not self.issuer.startswith(("https://", "http://")):
-            raise ValueError(f"issuer {self.issuer!r} must be an http(s) URL")
+        if self.issuer and not self.issuer.startswith(("https://", "http://")):
+            raise ValueError(f"issuer {self.issuer!r} must be an http(s) URL (or empty: the gateway's)")
         if self.refresh_token_ttl < self.access_token_ttl:
             raise ValueError(
                 f"refresh_token_ttl ({self.refresh_token_ttl:g}) cannot be below access_token_ttl "
@@ -82,7 +84,18 @@ def build(context: AppContext) -> list[ChildSpec]:
     async def run_service(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         db = context.api("aria_data")
         await db.migrate("aria_auth", MIGRATIONS)
-        service = AuthService(settings, db, context.api("aria_security"), services=services)
+        service = AuthService(
+            settings,
+            db,
+            context.api("aria_security"),
+            services=services,
+            issuer=issuer_source(
+                settings.issuer,
+                getattr(context.system.config, "coordinate", None),
+                # Read, not depended on: the gateway starts after aria_auth and mounts its routes.
+                lambda: context.system.registry.whereis_nowait("aria_coordinate"),
+            ),
+        )
         await service.start()
         context.log.info(
             "auth ready",
@@ -186,6 +199,7 @@ def _register_control_ops(context: AppContext) -> None:
         public: bool = False,
         service: str | None = None,
         scope: str = "openid profile",
+        id_token_alg: str = "RS256",
     ) -> dict[str, Any]:
         secret = await (await auth()).register_client(
             client_id,
@@ -194,11 +208,14 @@ def _register_control_ops(context: AppContext) -> None:
             public=public,
             service=service,
             scope=scope,
+            id_token_signed_response_alg=id_token_alg,
         )
         return {"client_id": client_id, "client_secret": secret}
 
     async def key_rotate() -> dict[str, Any]:
-        return {"version": await (await auth()).rotate_signing_key()}
+        service = await auth()
+        version = await service.rotate_signing_key()
+        return {"version": version, "rs256_version": service.verifier.ring.rsa_current}
 
     async def audit(
         limit: int = 50, principal: str | None = None, kind: str | None = None, result: str | None = None

@@ -275,6 +275,13 @@ def client() -> None:
 @click.option("--public", is_flag=True, help="No secret (native and browser apps; PKCE required).")
 @click.option("--service", help="The service identity of client_credentials tokens.")
 @click.option("--scope", default="openid profile")
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(["RS256", "ES256"]),
+    default="RS256",
+    show_default=True,
+    help="How the client's ID tokens are signed.",
+)
 @_config
 def client_add(
     client_id: str,
@@ -283,6 +290,7 @@ def client_add(
     public: bool,
     service: str | None,
     scope: str,
+    id_token_alg: str,
     config_file: str | None,
 ) -> None:
     """Register OAuth client CLIENT_ID (its secret is printed once)."""
@@ -295,20 +303,25 @@ def client_add(
         public=public,
         service=service,
         scope=scope,
+        id_token_alg=id_token_alg,
     )
     _show(answer)
 
 
 @cli.group()
 def key() -> None:
-    """The token signing key (in OpenBao)."""
+    """The token signing keys (in OpenBao)."""
 
 
 @key.command("rotate")
 @_config
 def key_rotate(config_file: str | None) -> None:
-    """Start signing with a new key version; tokens signed with the previous one stay valid."""
-    click.echo(f"signing key now at version {_call(config_file, 'auth.key.rotate')['version']}")
+    """Start signing with new versions of both keys (ES256, RS256); tokens signed with the previous
+    ones stay valid."""
+    answer = _call(config_file, "auth.key.rotate")
+    click.echo(
+        f"signing keys now at ES256 version {answer['version']}, RS256 version {answer['rs256_version']}"
+    )
 
 
 @cli.command()

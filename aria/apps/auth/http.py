@@ -2,7 +2,7 @@
 
 ``create_blueprint(auth)`` takes the running service (``aria.whereis("aria_auth")`` or the
 ``AuthService`` itself). Every URL the routes publish (discovery, redirects) is built from the
-service's configured ``issuer``, which must be the public URL of the mount point.
+service's ``issuer`` (configured, or derived from the gateway's URL: see ``issuer.py``).
 
 Each view declares who may call it (``aria.http``), and the gateway enforces that before the view
 runs: *public* views authenticate their callers themselves (OAuth clients by their secret, users by
@@ -55,6 +55,7 @@ from aria.apps.auth.errors import (
 from aria.apps.auth.oauth import AuthorizationServer, GrantUser, HttpRequest, make_server
 from aria.apps.auth.policy import Principal, Resource
 from aria.apps.auth.service import API_TOKEN_PREFIX, AuthService
+from aria.apps.auth.tokens import ID_TOKEN_ALGORITHMS
 from aria.http import authenticated, public, requires
 
 SIGNAL_QUEUE = 64
@@ -123,7 +124,7 @@ def discovery_document(issuer: str) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -256,7 +256,7 @@ class AuthorizationServer(_AuthorizationServer):
             _issue,
             self.service,
             user,
-            client.client_id,
+            client,
             client.get_allowed_scope(scope or ""),
             include_refresh_token,
         )
@@ -264,17 +264,18 @@ class AuthorizationServer(_AuthorizationServer):
 
 
 async def _issue(
-    service: AuthService, user: GrantUser, client_id: str, scope: str, refresh: bool
+    service: AuthService, user: GrantUser, client: Client, scope: str, refresh: bool
 ) -> TokenSet:
     return await service.issue_tokens(
         user.row,
         user.roles,
         amr=user.amr,
-        client_id=client_id,
+        client_id=client.client_id,
         scope=scope,
         auth_time=user.auth_time,
         refresh=refresh,
         nonce=user.nonce,
+        id_token_alg=client.record["id_token_signed_response_alg"],
     )
 
 

@@ -33,10 +33,20 @@ from aria.apps.auth.errors import (
     UnknownPrincipal,
     UnknownRole,
 )
+from aria.apps.auth.issuer import issuer_source
 from aria.apps.auth.passwords import Argon2Parameters, Passwords, Throttle, digest, same
 from aria.apps.auth.policy import Decision, Policy, Principal, Resource, Role, check_name
 from aria.apps.auth.store import Store
-from aria.apps.auth.tokens import ACCESS_TYPE, ID_TYPE, KeyRing, TokenMinter, TokenVerifier, b64url
+from aria.apps.auth.tokens import (
+    ACCESS_TYPE,
+    ID_TOKEN_ALGORITHMS,
+    ID_TYPE,
+    RS256,
+    KeyRing,
+    TokenMinter,
+    TokenVerifier,
+    b64url,
+)
 from aria.apps.auth.turn import turn_credentials
 from aria.apps.security.api import AppSecrets, CasConflict, SecretNotFound, SecurityError
 from aria.errors import AriaError
@@ -44,6 +54,8 @@ from aria.errors import AriaError
 log = structlog.get_logger("aria_auth")
 
 SIGNING_KEY = "jwt"
+RSA_SIGNING_KEY = "jwt-rsa"  # RS256 ID tokens (OpenID Connect requires RS256)
+MAX_ISSUER_NAMES = 16
 TURN_SECRET_PATH = "turn/shared-secret"
 API_TOKEN_PREFIX = "aria_pat_"
 REFRESH_TOKEN_PREFIX = "aria_rt_"
@@ -104,7 +116,9 @@ class AuthService:
     Built and started by the app (``aria/apps/auth/app.py``); reach it with
     ``aria.whereis("aria_auth")`` or ``ctx.api("aria_auth")``.
 
-    ``clock`` is the wall clock every decision reads (token times, lockouts, expiries).
+    ``clock`` is the wall clock every decision reads (token times, lockouts, expiries); ``issuer``
+    answers the issuer URL now (default: ``settings.issuer``, or the default gateway's URL when
+    that is empty; the app passes one that follows the running gateway, see ``issuer.py``).
     """
 
     def __init__(
@@ -115,12 +129,13 @@ class AuthService:
         *,
         services: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
+        issuer: Callable[[], str] | None = None,
     ) -> None:
         self.settings = settings
         self.store = Store(db)
         self.secrets = AppSecrets(security, "aria_auth")
         self.clock = clock
-        self.issuer = settings.issuer.rstrip("/")
+        self._issuer = issuer or issuer_source(settings.issuer, None, lambda: None)
         self.audience = settings.audience
         self.passwords = Passwords(
             Argon2Parameters(
@@ -133,8 +148,12 @@ class AuthService:
         self.name_throttle = Throttle(
             settings.max_failed_logins, settings.lockout_seconds, settings.lockout_seconds
         )
-        self.verifier = TokenVerifier(self.issuer, self.audience, settings.clock_leeway, lambda: self.clock())
-        self.minter = TokenMinter(self._sign, self.issuer, lambda: self.clock())
+        self.verifier = TokenVerifier(
+            self._issuer(), self.audience, settings.clock_leeway, lambda: self.clock()
+        )
+        self.minter = TokenMinter(
+            self._sign, lambda: self.issuer, lambda: self.clock(), rs256_sign=self._sign_rs256
+        )
         self.policy = Policy(DEFAULT_ROLES)
         self.audit_log = AuditLog(self.store, lambda: self.clock(), settings.audit_flush_interval)
         self._services = tuple(services)
@@ -146,12 +165,28 @@ class AuthService:
         self.started_at = 0.0
         self.counters = {"logins": 0, "login_failures": 0, "verifications_failed": 0, "tokens_issued": 0}
 
+    @property
+    def issuer(self) -> str:
+        """The issuer URL now: the ``iss`` of new tokens and the base of every published URL.
+
+        A new value (the gateway started listening, on a port picked then) joins the names the
+        verifier accepts, so tokens issued under the earlier one stay valid until they expire.
+        """
+        value = self._issuer()
+        issuers = self.verifier.issuers
+        if value not in issuers:
+            if len(issuers) >= MAX_ISSUER_NAMES:
+                issuers.clear()  # a gateway restarted on many picked ports: keep the recent names only
+            issuers.add(value)
+        return value
+
     # ---- life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create the signing key and TURN secret if missing, load keys, roles and revocations."""
+        """Create the signing keys and TURN secret if missing, load keys, roles and revocations."""
         try:
             await self.secrets.create_key(SIGNING_KEY, "ecdsa-p256")
+            await self.secrets.create_key(RSA_SIGNING_KEY, "rsa-2048")
             await self.refresh_keys()
             self._turn_secret = await self._ensure_turn_secret()
         except SecurityError as exc:
@@ -209,18 +244,24 @@ class AuthService:
         self.verifier.not_before = await self.store.sessions_cutoffs()
 
     async def refresh_keys(self) -> None:
-        """Fetch the public signing keys from OpenBao (the JWKS cache)."""
+        """Fetch the public signing keys (ES256 and RS256) from OpenBao (the JWKS cache)."""
         async with self._key_lock:
             info = await self.secrets.read_key(SIGNING_KEY)
-            self.verifier.ring = KeyRing.from_transit(info, self.settings.jwks_previous_keys)
+            rsa_info = await self.secrets.read_key(RSA_SIGNING_KEY)
+            self.verifier.ring = KeyRing.from_transit(info, self.settings.jwks_previous_keys, rsa_info)
             self._keys_refreshed_at = self.clock()
 
     async def rotate_signing_key(self) -> int:
-        """Make a new signing key version; tokens signed by the previous one stay valid."""
+        """Make a new version of both signing keys (ES256 and RS256); tokens signed by the previous
+        versions stay valid. Returns the new ES256 version (the ``kid`` of new access tokens)."""
         version = await self.secrets.rotate_key(SIGNING_KEY)
+        rsa_version = await self.secrets.rotate_key(RSA_SIGNING_KEY)
         await self.refresh_keys()
         self.audit_log.record(
-            "admin", "success", action="rotate_signing_key", reason=f"now version {version}"
+            "admin",
+            "success",
+            action="rotate_signing_key",
+            reason=f"now ES256 version {version}, RS256 version {rsa_version}",
         )
         return version
 
@@ -234,6 +275,14 @@ class AuthService:
         except SecurityError as exc:
             raise AuthUnavailable(f"OpenBao could not sign a token: {exc}") from exc
 
+    async def _sign_rs256(self, data: bytes, key_version: int) -> str:
+        try:
+            return await self.secrets.sign(
+                RSA_SIGNING_KEY, data, key_version=key_version, signature_algorithm="pkcs1v15"
+            )
+        except SecurityError as exc:
+            raise AuthUnavailable(f"OpenBao could not sign an ID token: {exc}") from exc
+
     def status(self) -> dict[str, Any]:
         return {
             "app": "aria_auth",
@@ -241,7 +290,8 @@ class AuthService:
             "implemented": True,
             "issuer": self.issuer,
             "signing_key_version": self.verifier.ring.current,
-            "published_keys": sorted(self.verifier.ring.keys, key=int),
+            "rsa_signing_key_version": self.verifier.ring.rsa_current,
+            "published_keys": [key["kid"] for key in self.jwks()["keys"]],
             "roles": sorted(self.policy.roles),
             "revoked_tokens": len(self.verifier.revoked_jtis),
             "audit": {
@@ -587,9 +637,14 @@ class AuthService:
         family: str | None = None,
         refresh: bool = True,
         nonce: str = "",
+        id_token_alg: str | None = None,
     ) -> TokenSet:
         """Mint an access token (and a refresh token of ``family``, and an ID token when ``scope``
-        has ``openid`` and a client asked) for an authenticated principal."""
+        has ``openid`` and a client asked) for an authenticated principal.
+
+        The ID token is signed with ``id_token_alg``, by default the client's registered
+        ``id_token_signed_response_alg`` (RS256 unless it chose ES256); access tokens are ES256.
+        """
         amr = list(amr)
         claims = {
             "sub": row["id"],
@@ -638,8 +693,15 @@ class AuthService:
             }
             if nonce:
                 id_claims["nonce"] = nonce
+            if id_token_alg is None:
+                record = await self.store.client(client_id)
+                id_token_alg = record["id_token_signed_response_alg"] if record else RS256
             id_token, _ = await self.minter.mint(
-                id_claims, key_version=self.verifier.ring.current, ttl=ttl, token_type=ID_TYPE
+                id_claims,
+                key_version=self.verifier.ring.signing_version(id_token_alg),
+                ttl=ttl,
+                token_type=ID_TYPE,
+                algorithm=id_token_alg,
             )
         self.counters["tokens_issued"] += 1
         return TokenSet(access, int(ttl), scope, refresh_token, id_token)
@@ -1031,16 +1093,25 @@ class AuthService:
         scope: str = "openid profile",
         public: bool = False,
         service: str | None = None,
+        id_token_signed_response_alg: str = RS256,
     ) -> str | None:
         """Register an OAuth client; returns its secret (shown once), None for a public client.
 
-        ``service`` names the service identity that ``client_credentials`` tokens stand for.
+        ``service`` names the service identity that ``client_credentials`` tokens stand for;
+        ``id_token_signed_response_alg`` (OpenID Connect client metadata) how its ID tokens are
+        signed: ``RS256`` (the default every OpenID Connect client supports) or ``ES256``.
 
         Raises:
             ValueError: malformed id, redirect URI (absolute http(s), no fragment), grant type, a
-                public client with client_credentials, or an id already taken.
+                public client with client_credentials, an ID token algorithm other than RS256 or
+                ES256, or an id already taken.
         """
         check_name(client_id, "client")
+        if id_token_signed_response_alg not in ID_TOKEN_ALGORITHMS:
+            raise ValueError(
+                f"client {client_id!r}: ID tokens are signed with one of {list(ID_TOKEN_ALGORITHMS)}, "
+                f"not {id_token_signed_response_alg!r}"
+            )
         uris = list(redirect_uris)
         for uri in uris:
             if not isinstance(uri, str) or not uri.startswith(("https://", "http://")) or "#" in uri:
@@ -1074,6 +1145,7 @@ class AuthService:
             grants,
             scope,
             principal_id,
+            id_token_signed_response_alg,
         )
         if not created:
             raise ValueError(f"an OAuth client {client_id!r} exists already")

@@ -332,11 +332,13 @@ class Store:
         grant_types: list[str],
         scope: str,
         principal_id: str | None,
+        id_token_alg: str,
     ) -> bool:
         try:
             await self.db.execute(
                 "INSERT INTO auth_clients (client_id, secret_hash, name, redirect_uris, grant_types, scope, "
-                "principal_id) VALUES ($1, $2, $3, $4::JSONB, $5::JSONB, $6, $7)",
+                "principal_id, id_token_signed_response_alg) "
+                "VALUES ($1, $2, $3, $4::JSONB, $5::JSONB, $6, $7, $8)",
                 client_id,
                 secret_hash,
                 name,
@@ -344,6 +346,7 @@ class Store:
                 json.dumps(grant_types),
                 scope,
                 _uuid(principal_id) if principal_id else None,
+                id_token_alg,
             )
         except UniqueViolation:
             return False
@@ -352,8 +355,8 @@ class Store:
     async def client(self, client_id: str) -> dict[str, Any] | None:
         return _record(
             await self.db.fetchrow(
-                "SELECT client_id, secret_hash, name, redirect_uris, grant_types, scope, principal_id "
-                "FROM auth_clients WHERE client_id = $1",
+                "SELECT client_id, secret_hash, name, redirect_uris, grant_types, scope, principal_id, "
+                "id_token_signed_response_alg FROM auth_clients WHERE client_id = $1",
                 client_id,
             )
         )

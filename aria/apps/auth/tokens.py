@@ -1,16 +1,19 @@
 """JWT access and ID tokens: minted with a signature from OpenBao, verified locally against a cached
 JWKS.
 
-The signing key is an ECDSA P-256 transit key in aria_security (``aria_auth-jwt``): the private part
-never leaves OpenBao. Each token names the key version that signed it (``kid`` = the version), and
-the JWKS publishes the current and previous versions, so a rotation never invalidates tokens in
-flight. Verification needs no round trip: the public keys are cached (refreshed periodically and,
-rate-limited, when a token names an unknown ``kid``).
+Two transit keys in aria_security sign, and their private parts never leave OpenBao: an ECDSA P-256
+key (``aria_auth-jwt``, ES256) for access tokens and, by a client's choice, ID tokens; and an RSA
+2048 key (``aria_auth-jwt-rsa``, RS256 with PKCS#1 v1.5 padding) for ID tokens, since OpenID Connect
+requires every provider to offer RS256. Each token names the key version that signed it (``kid``:
+the version for ES256, ``rsa-<version>`` for RS256), and the JWKS publishes the current and
+previous versions of both, so a rotation never invalidates tokens in flight. Verification needs no
+round trip: the public keys are cached (refreshed periodically and, rate-limited, when a token
+names an unknown ``kid``).
 
-Only ES256 is accepted: ``alg: none``, HMAC algorithms (the key-confusion attack that signs with
-the public key as an HMAC secret) and every other algorithm are refused before any key is used.
-Access tokens carry ``typ: at+jwt`` (RFC 9068), ID tokens ``typ: JWT``, so one cannot pass for the
-other.
+Access tokens are ES256 only: ``alg: none``, HMAC algorithms (the key-confusion attack that signs
+with a public key as an HMAC secret), RS256 (even from our own RSA key) and every other algorithm
+are refused before any key is used. Access tokens carry ``typ: at+jwt`` (RFC 9068), ID tokens
+``typ: JWT``, so one cannot pass for the other.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, JoseError
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, RSAKey
 
 from aria.apps.auth.errors import InvalidToken
 
 ALGORITHM = "ES256"
+RS256 = "RS256"
+ID_TOKEN_ALGORITHMS = (RS256, ALGORITHM)  # the first is the default for OpenID Connect clients
+RSA_KID_PREFIX = "rsa-"
 ACCESS_TYPE = "at+jwt"
 ID_TYPE = "JWT"
 MAX_TOKEN_LENGTH = 8192
@@ -48,35 +54,75 @@ def _json_segment(value: Mapping[str, Any]) -> str:
     return b64url(json.dumps(value, separators=(",", ":"), sort_keys=True).encode())
 
 
+def key_id(algorithm: str, version: int) -> str:
+    """The ``kid`` of a key version: the bare version for ES256 (as tokens always had), ``rsa-N``
+    for RS256, so the two keys' versions never collide in one JWKS."""
+    return f"{RSA_KID_PREFIX}{version}" if algorithm == RS256 else str(version)
+
+
+def _versions(info: Mapping[str, Any], keep_previous: int) -> list[tuple[int, str]]:
+    """(version, public key PEM) of the latest version and ``keep_previous`` before it."""
+    latest = int(info["latest_version"])
+    versions = info.get("keys") or {}
+    found = []
+    for version in range(max(1, latest - keep_previous), latest + 1):
+        entry = versions.get(str(version))
+        if entry is not None and entry.get("public_key"):
+            found.append((version, str(entry["public_key"])))
+    if not found or found[-1][0] != latest:
+        raise InvalidToken(f"signing key version {latest} has no public key in OpenBao's answer")
+    return found
+
+
 class KeyRing:
-    """The public signing keys by ``kid`` (the OpenBao key version) and the version that signs now."""
+    """The public signing keys by ``kid`` and the versions that sign now.
+
+    ``keys`` holds the ES256 keys, the only ones access tokens may name; ``rsa_keys`` the RS256
+    keys of ID tokens (published, never accepted for access tokens).
+    """
 
     def __init__(self) -> None:
         self.keys: dict[str, ECKey] = {}
         self.current: int = 0
+        self.rsa_keys: dict[str, RSAKey] = {}
+        self.rsa_current: int = 0
 
     @classmethod
-    def from_transit(cls, info: Mapping[str, Any], keep_previous: int = 1) -> KeyRing:
-        """Build from ``AppSecrets.read_key`` output: the latest version and ``keep_previous`` before it."""
+    def from_transit(
+        cls, info: Mapping[str, Any], keep_previous: int = 1, rsa_info: Mapping[str, Any] | None = None
+    ) -> KeyRing:
+        """Build from ``AppSecrets.read_key`` output of the ECDSA key (and of the RSA key, when
+        given): each key's latest version and ``keep_previous`` before it."""
         ring = cls()
-        latest = int(info["latest_version"])
-        versions = info.get("keys") or {}
-        for version in range(max(1, latest - keep_previous), latest + 1):
-            entry = versions.get(str(version))
-            if entry is None or not entry.get("public_key"):
-                continue
-            ring.keys[str(version)] = ECKey.import_key(entry["public_key"])
-        ring.current = latest
-        if str(latest) not in ring.keys:
-            raise InvalidToken(f"signing key version {latest} has no public key in OpenBao's answer")
+        for version, pem in _versions(info, keep_previous):
+            ring.keys[key_id(ALGORITHM, version)] = ECKey.import_key(pem)
+        ring.current = int(info["latest_version"])
+        if rsa_info is not None:
+            for version, pem in _versions(rsa_info, keep_previous):
+                ring.rsa_keys[key_id(RS256, version)] = RSAKey.import_key(pem)
+            ring.rsa_current = int(rsa_info["latest_version"])
         return ring
 
+    def signing_version(self, algorithm: str) -> int:
+        """The key version that signs ``algorithm`` tokens now.
+
+        Raises:
+            InvalidToken: no key for ``algorithm`` is loaded.
+        """
+        version = self.rsa_current if algorithm == RS256 else self.current if algorithm == ALGORITHM else 0
+        if not version:
+            raise InvalidToken(f"no {algorithm} signing key is loaded")
+        return version
+
     def jwks(self) -> dict[str, Any]:
-        """The JSON Web Key Set to publish (current key first)."""
+        """The JSON Web Key Set to publish: the ES256 keys, then the RS256 keys (current first)."""
         keys = []
         for kid in sorted(self.keys, key=int, reverse=True):
             public = self.keys[kid].as_dict(private=False)
             keys.append({**public, "kid": kid, "use": "sig", "alg": ALGORITHM})
+        for kid in sorted(self.rsa_keys, key=lambda k: int(k.removeprefix(RSA_KID_PREFIX)), reverse=True):
+            public = self.rsa_keys[kid].as_dict(private=False)
+            keys.append({**public, "kid": kid, "use": "sig", "alg": RS256})
         return {"keys": keys}
 
 
@@ -84,7 +130,7 @@ class TokenVerifier:
     """Checks signature, algorithm, type, issuer, audience, times and revocation of a JWT.
 
     Args:
-        issuer: The only accepted ``iss``.
+        issuer: The accepted ``iss`` (more join ``issuers`` when this node's issuer changes).
         audience: The default accepted ``aud``.
         leeway: Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
         clock: The wall clock (seconds since the epoch).
@@ -93,7 +139,7 @@ class TokenVerifier:
     def __init__(
         self, issuer: str, audience: str, leeway: float = 30.0, clock: Callable[[], float] = time.time
     ) -> None:
-        self.issuer = issuer
+        self.issuers: set[str] = {issuer}
         self.audience = audience
         self.leeway = leeway
         self.clock = clock
@@ -164,8 +210,9 @@ class TokenVerifier:
     def check_claims(self, claims: Mapping[str, Any], audience: str) -> None:
         now = self.clock()
         leeway = self.leeway
-        if claims.get("iss") != self.issuer:
-            raise InvalidToken(f"issuer {claims.get('iss')!r} is not {self.issuer!r}")
+        iss = claims.get("iss")
+        if type(iss) is not str or iss not in self.issuers:
+            raise InvalidToken(f"issuer {iss!r} is not {' or '.join(map(repr, sorted(self.issuers)))}")
         aud = claims.get("aud")
         if aud != audience and not (type(aud) is list and audience in aud):
             raise InvalidToken(f"audience {aud!r} does not include {audience!r}")
@@ -192,16 +239,31 @@ Signer = Callable[[bytes, int], Awaitable[str]]
 
 
 class TokenMinter:
-    """Builds JWTs whose signature comes from ``sign(signing_input, key_version)``.
+    """Builds JWTs whose signature comes from ``sign(signing_input, key_version)`` (ES256) or
+    ``rs256_sign`` (RS256).
 
-    ``sign`` returns OpenBao's ``vault:v<N>:<base64url r||s>``; the version must be the one asked
-    for, since it is already in the header as ``kid``.
+    A signer returns OpenBao's ``vault:v<N>:<base64url signature>``; the version must be the one
+    asked for, since it is already in the header as ``kid``. ``issuer`` is the ``iss`` to write,
+    or a function that answers it at each mint (it may change once the gateway listens).
     """
 
-    def __init__(self, sign: Signer, issuer: str, clock: Callable[[], float] = time.time) -> None:
-        self._sign = sign
-        self.issuer = issuer
+    def __init__(
+        self,
+        sign: Signer,
+        issuer: str | Callable[[], str],
+        clock: Callable[[], float] = time.time,
+        *,
+        rs256_sign: Signer | None = None,
+    ) -> None:
+        self._signers = {ALGORITHM: sign}
+        if rs256_sign is not None:
+            self._signers[RS256] = rs256_sign
+        self._issuer = issuer
         self.clock = clock
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer if isinstance(self._issuer, str) else self._issuer()
 
     async def mint(
         self,
@@ -210,14 +272,23 @@ class TokenMinter:
         key_version: int,
         ttl: float,
         token_type: str = ACCESS_TYPE,
+        algorithm: str = ALGORITHM,
     ) -> tuple[str, dict[str, Any]]:
-        """A signed token and its full claims (``iss``, ``iat``, ``nbf``, ``exp``, ``jti`` added)."""
+        """A signed token and its full claims (``iss``, ``iat``, ``nbf``, ``exp``, ``jti`` added).
+
+        Raises:
+            ValueError: ``algorithm`` has no signer here.
+            InvalidToken: the signature came from another key version.
+        """
+        sign = self._signers.get(algorithm)
+        if sign is None:
+            raise ValueError(f"no signer for {algorithm!r}; this minter signs {sorted(self._signers)}")
         now = int(self.clock())
         full = {"iss": self.issuer, "iat": now, "nbf": now, "exp": now + int(ttl), "jti": uuid.uuid4().hex}
         full.update(claims)
-        header = {"alg": ALGORITHM, "typ": token_type, "kid": str(key_version)}
+        header = {"alg": algorithm, "typ": token_type, "kid": key_id(algorithm, key_version)}
         signing_input = f"{_json_segment(header)}.{_json_segment(full)}"
-        signature = await self._sign(signing_input.encode(), key_version)
+        signature = await sign(signing_input.encode(), key_version)
         prefix, _, rest = signature.partition(":")
         version, _, value = rest.partition(":")
         if prefix != "vault" or version != f"v{key_version}" or not value:
