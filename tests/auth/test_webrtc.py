@@ -4,7 +4,6 @@ through aria_auth's token-authenticated signalling channel (a WebSocket on the h
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import shutil
 import socket
@@ -17,73 +16,11 @@ from typing import Any
 import pytest
 import trio
 import trio_asyncio
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request, TextMessage
 
 from tests.auth.conftest import PASSWORD, Node, serving
+from tests.auth.websocket import WebSocket
 
 aiortc = pytest.importorskip("aiortc", reason="aiortc (and its PyAV wheel) is not installed")
-
-
-class WebSocket:
-    """A minimal WebSocket client over a trio TCP stream (wsproto), enough for signalling."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.ws = WSConnection(ConnectionType.CLIENT)
-        self.messages: list[str] = []
-        self.close_code: int | None = None
-        self._partial = ""
-
-    @classmethod
-    async def connect(cls, port: int, path: str, headers: list[tuple[str, str]] = ()) -> WebSocket:  # type: ignore[assignment]
-        client = cls(await trio.open_tcp_stream("127.0.0.1", port))
-        request = Request(
-            host=f"127.0.0.1:{port}",
-            target=path,
-            extra_headers=[(k.encode(), v.encode()) for k, v in headers],
-        )
-        await client.stream.send_all(client.ws.send(request))
-        while True:
-            for event in await client._events():
-                if isinstance(event, AcceptConnection):
-                    return client
-                if isinstance(event, RejectConnection):
-                    raise ConnectionError(f"websocket refused with HTTP {event.status_code}")
-
-    async def _events(self) -> list[Any]:
-        data = await self.stream.receive_some(65536)
-        self.ws.receive_data(data or None)
-        return list(self.ws.events())
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.stream.send_all(self.ws.send(TextMessage(json.dumps(message))))
-
-    async def receive(self) -> dict[str, Any] | None:
-        """The next JSON message, or None once the server closed (``close_code`` says how)."""
-        while not self.messages:
-            if self.close_code is not None:
-                return None
-            for event in await self._events():
-                if isinstance(event, TextMessage):
-                    self._partial += event.data
-                    if event.message_finished:
-                        self.messages.append(self._partial)
-                        self._partial = ""
-                elif isinstance(event, CloseConnection):
-                    self.close_code = event.code
-                    try:
-                        await self.stream.send_all(self.ws.send(event.response()))
-                    except trio.BrokenResourceError:
-                        pass
-        return json.loads(self.messages.pop(0))
-
-    async def close(self) -> None:
-        try:
-            await self.stream.send_all(self.ws.send(CloseConnection(code=1000)))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, Exception):
-            pass
-        await self.stream.aclose()
 
 
 # ---- the peers (asyncio side, run through trio-asyncio) ---------------------------------------
