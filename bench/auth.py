@@ -1,6 +1,6 @@
 """aria_auth figures: JWT verification against a bare joserfc verify, login latency, token issuance.
 
-Run: ``.venv/bin/python bench/auth.py [--seconds 2] [--rounds 5] [--logins 60] [--argon2-memory-kib 65536]``
+Run: ``.venv/bin/python -m bench.auth [--seconds 2] [--rounds 5] [--logins 60] [--argon2-memory-kib 65536]``
 
 Boots a real node (OpenBao, PostgreSQL, aria_auth) in a temporary directory, then, in one run:
 
@@ -13,9 +13,10 @@ Boots a real node (OpenBao, PostgreSQL, aria_auth) in a temporary directory, the
 * **Login p50/p99**: sequential password logins (argon2id verify in a worker thread, the account
   row, the roles, an OpenBao signature and a refresh-token insert), with the argon2 parameters
   stated.
-* **Token issuance per second**: ``issue_tokens`` for an authenticated user, access token only and
-  with a refresh token, one at a time and 16 concurrently; next to it, raw OpenBao transit sign
-  calls per second (the floor every token pays: the private key never leaves OpenBao).
+* **Token issuance per second**: ``issue_tokens`` for an authenticated user, access token only,
+  with a refresh token, and with an ID token signed ES256 or RS256 (OpenID Connect's default), one
+  at a time and 16 concurrently; next to it, raw OpenBao transit sign calls per second, ECDSA P-256
+  and RSA 2048 (the floor every token pays: the private keys never leave OpenBao).
 
 The machine may be shared: every figure is measured in this same run, and rounds alternate.
 """
@@ -157,11 +158,37 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> None:
         async def raw_sign() -> None:
             await secrets.sign("jwt", b"header.payload", key_version=auth.verifier.ring.current)
 
+        async def raw_sign_rsa() -> None:
+            await secrets.sign(
+                "jwt-rsa",
+                b"header.payload",
+                key_version=auth.verifier.ring.rsa_current,
+                signature_algorithm="pkcs1v15",
+            )
+
+        def with_id_token(algorithm: str) -> Any:
+            async def issue() -> None:
+                await auth.issue_tokens(
+                    row,
+                    ["reader"],
+                    amr=["pwd"],
+                    client_id="bench-client",
+                    scope="openid",
+                    auth_time=0,
+                    refresh=False,
+                    id_token_alg=algorithm,
+                )
+
+            return issue
+
         print(f"\ntoken issuance, {args.seconds:g} s each")
         for label, fn in (
             ("OpenBao transit sign alone (the floor)", raw_sign),
+            ("OpenBao RSA 2048 sign alone (RS256)", raw_sign_rsa),
             ("access token", access_only),
             ("access + refresh token", with_refresh),
+            ("access + ES256 ID token (OIDC)", with_id_token("ES256")),
+            ("access + RS256 ID token (OIDC default)", with_id_token("RS256")),
         ):
             one = await concurrent_rate(fn, args.seconds, 1)
             many = await concurrent_rate(fn, args.seconds, 16)
