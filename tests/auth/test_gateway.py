@@ -223,3 +223,27 @@ async def test_client_credentials_introspection_login_and_signalling(gateway: No
         assert await stranger.receive() is None and stranger.close_code == 4401
     finally:
         await stranger.close()
+
+
+async def test_the_issuer_follows_the_gateway_and_earlier_tokens_stay_valid(gateway: Node) -> None:
+    """The gateway restarts on another picked port: discovery names the new URL, new tokens carry
+    it, and tokens issued under the old one keep working until they expire."""
+    async with gateway.client() as http:
+        tokens = await http.post("/api/v1/auth/login", json={"username": "reader", "password": PASSWORD})
+        before = tokens.json()["access_token"]
+    keys = KeySet.import_key_set((await aria.whereis("aria_auth").get()).jwks())
+    assert jwt.decode(before, keys, algorithms=["ES256"]).claims["iss"] == f"{gateway.url}/api/v1/auth"
+
+    await gateway.system.restart_child("aria_coordinate/gateway")
+    moved = await aria.whereis("aria_coordinate").get()
+    assert moved.url != gateway.url  # port 0: a new port picked at the restart
+    restarted = Node(gateway.system, moved.url, moved.ca_file)
+    async with restarted.client() as http:
+        document = (await http.get("/api/v1/auth/.well-known/openid-configuration")).json()
+        assert document["issuer"] == f"{moved.url}/api/v1/auth"
+        me = await http.get("/api/v1/auth/me", headers=bearer(before))
+        assert me.status_code == 200 and me.json()["name"] == "reader"
+        tokens = await http.post("/api/v1/auth/login", json={"username": "reader", "password": PASSWORD})
+        after = tokens.json()["access_token"]
+        assert jwt.decode(after, keys, algorithms=["ES256"]).claims["iss"] == document["issuer"]
+        assert (await http.get("/api/v1/auth/me", headers=bearer(after))).status_code == 200
