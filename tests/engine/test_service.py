@@ -10,15 +10,15 @@ import pytest
 import trio
 
 import aria
-from aria.apps.engine.api import EngineApi, PlanRequest
+from aria.apps.engine.api import EngineApi, PlanningQueueUnavailable, PlanRequest
 from aria.apps.engine.app import APP
 from aria.apps.engine.domain import Domain
 from aria.apps.engine.errors import SerializationError, UnknownDomain
 from aria.apps.engine.serialize import state_to_json
 from aria.apps.engine.state import State
 
-# The engine alone: its declared dependencies (aria_data, aria_queue) are not used yet, and booting
-# them would start databases these tests do not need.
+# The engine alone, as an embedder may boot it: in-process planning only (the queued path, with
+# aria_data and aria_queue, is tested in test_queued_planning.py and test_http.py).
 ENGINE_ONLY = [dataclasses.replace(APP, depends_on=())]
 
 
@@ -47,6 +47,9 @@ async def test_boots_registers_configured_modules_and_plans(engine_config: dict[
         assert result["plan"] == [["flip", "a"]]
         assert engine.status()["plans_made"] == 2
         assert (await engine.health())["ok"] is True
+        assert engine.status()["queued_requests"] is False
+        with pytest.raises(PlanningQueueUnavailable, match="without aria_data and aria_queue"):
+            await engine.submit({"domain": "service_switches", "state": {}, "todo": []})
 
 
 async def test_the_loop_keeps_running_while_a_plan_is_computed() -> None:

@@ -11,30 +11,58 @@ limiter (``max_concurrent_plans``) bounds how many plans run at once. Cancelling
 sets the search's cancel flag, and the thread stops at its next check (within 32 expansions), so no
 thread outlives the call.
 
-Long planning on the ``planning`` queue, with results in aria_data, waits for those apps (see the
-README): :class:`PlanRequest` is the JSON job a queue worker will hand to :meth:`EngineApi.run_request`,
-and :meth:`EngineApi.run_request` returns the JSON result (plan, tree, stats) it will store.
+Long planning runs on aria_queue's ``planning`` queue: :meth:`EngineApi.submit` stores a
+:class:`PlanRequest` in aria_data (``aria_engine_requests``) and inserts the job that plans it in the
+same transaction (the job's id is the request's id); the worker (:mod:`aria.apps.engine.jobs`) plans
+it with :meth:`EngineApi.run_request` on whichever node claims it and stores the result (plan, tree,
+stats, explanation). :meth:`EngineApi.request_status` and :meth:`EngineApi.wait_for_request` read
+it back. A plan in progress is tied to the engine's lifetime: if aria_engine stops or restarts, the
+attempt fails with :class:`EngineStopped` and the queue retries it.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import threading
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import trio
+from prometheus_client import Counter, Histogram
 
+from aria.apps.engine import store
 from aria.apps.engine.characters import CharacterGoalPlanner
 from aria.apps.engine.domain import Domain
-from aria.apps.engine.errors import DomainError, SerializationError, UnknownDomain
+from aria.apps.engine.errors import (
+    DomainError,
+    EngineStopped,
+    LimitTooHigh,
+    PlanningQueueUnavailable,
+    RequestFinished,
+    RequestNotFound,
+    SerializationError,
+    UnknownDomain,
+)
+from aria.apps.engine.http import create_blueprint
+from aria.apps.engine.jobs import PLAN_WORKER, PLANNING_QUEUE
 from aria.apps.engine.planner import Planner, PlanOutcome
 from aria.apps.engine.serialize import state_from_json, todo_from_json
 from aria.apps.engine.state import State
 from aria.apps.engine.tree import SolutionTree
+from aria.apps.queue.api import Discard, JobNotFound, QueueUsageError
 
 _STRATEGIES = ("dfs", "greedy")
+
+PLANS = Counter("aria_engine_plans", "Plans computed, by outcome status.", ["status"])
+PLAN_SECONDS = Histogram(
+    "aria_engine_plan_duration_seconds",
+    "Wall-clock time of one search.",
+    buckets=(0.0001, 0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120),
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +121,26 @@ class PlanRequest:
             raise SerializationError(
                 "plan request: 'options' may only hold verify_goals and drop_idempotent_actions"
             )
+        if not all(isinstance(value, bool) for value in options.values()):
+            raise SerializationError("plan request: 'options' values must be true or false")
+        if not isinstance(data["state"], dict):
+            raise SerializationError("plan request: 'state' must be a JSON object ({name, vars})")
+        if not isinstance(data["todo"], list):
+            raise SerializationError("plan request: 'todo' must be a JSON array")
+        expansions = data.get("max_expansions")
+        if expansions is not None and (
+            not isinstance(expansions, int) or isinstance(expansions, bool) or expansions < 1
+        ):
+            raise SerializationError(
+                f"plan request: 'max_expansions' must be a positive integer or null, not {expansions!r}"
+            )
+        seconds = data.get("time_limit")
+        if seconds is not None and (
+            not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds < 1e9
+        ):
+            raise SerializationError(
+                f"plan request: 'time_limit' must be a positive number of seconds or null, not {seconds!r}"
+            )
         return cls(
             domain=data["domain"],
             state=data["state"],
@@ -122,6 +170,12 @@ class EngineApi:
         max_concurrent_plans: How many plans may run in worker threads at once.
         default_max_expansions: The node-expansion limit of a call that gives none (0: unbounded).
         default_time_limit: The time limit in seconds of a call that gives none (0: unbounded).
+        sync_max_expansions: The most expansions :meth:`plan_now` allows (and its default).
+        sync_time_limit: The most seconds :meth:`plan_now` allows (and its default).
+        database: aria_data's API, for queued requests (None: this node takes none).
+        queue: aria_queue's API, for queued requests (None: this node takes none).
+        node: This node's name (recorded as ``planned_by``).
+        job_max_attempts: Attempts a queued request's job gets before it is given up.
     """
 
     implemented = True
@@ -132,14 +186,29 @@ class EngineApi:
         max_concurrent_plans: int = 2,
         default_max_expansions: int = 1_000_000,
         default_time_limit: float = 30.0,
+        sync_max_expansions: int = 100_000,
+        sync_time_limit: float = 10.0,
+        database: Any = None,
+        queue: Any = None,
+        node: str = "",
+        job_max_attempts: int = 5,
     ) -> None:
         self._domains: dict[str, Domain] = {}
         self._limiter = trio.CapacityLimiter(max_concurrent_plans)
         self._default_max_expansions = default_max_expansions or None
         self._default_time_limit = default_time_limit or None
+        self.sync_max_expansions = sync_max_expansions
+        self.sync_time_limit = sync_time_limit
+        self._db = database
+        self._queue = queue
+        self.node = node
+        self.job_max_attempts = job_max_attempts
         self._plans_made = 0
         self._plans_failed = 0
         self._running = 0
+        self._jobs_running = 0
+        self._closed = False
+        self._lifetime_scopes: set[trio.CancelScope] = set()
 
     # ----------------------------------------------------------------------------------------------
     # Domains
@@ -208,6 +277,10 @@ class EngineApi:
 
     def domains(self) -> list[str]:
         return sorted(self._domains)
+
+    async def describe_domains(self) -> list[dict[str, Any]]:
+        """Each registered domain's name, actions, tasks with their methods and goal variables."""
+        return [{**self._domains[name].describe(), "name": name} for name in self.domains()]
 
     # ----------------------------------------------------------------------------------------------
     # Planning
@@ -291,6 +364,244 @@ class EngineApi:
         )
         return {"domain": request.domain, **outcome.to_json()}
 
+    async def plan_now(self, request: PlanRequest | dict[str, Any]) -> dict[str, Any]:
+        """Plan a JSON request now, within the synchronous limits (what ``POST /plan`` does).
+
+        A request without limits gets ``sync_max_expansions`` and ``sync_time_limit``.
+
+        Raises:
+            SerializationError: for a malformed request.
+            LimitTooHigh: if it asks for more than the synchronous limits (submit it instead).
+            UnknownDomain: for an unregistered domain.
+            DomainError: if the domain misbehaves.
+            EngineStopped: if aria_engine stops meanwhile.
+        """
+        if not isinstance(request, PlanRequest):
+            request = PlanRequest.from_json(request)
+        expansions = request.max_expansions or self.sync_max_expansions
+        seconds = request.time_limit or self.sync_time_limit
+        if expansions > self.sync_max_expansions or seconds > self.sync_time_limit:
+            raise LimitTooHigh(
+                f"synchronous planning allows at most {self.sync_max_expansions} expansions and "
+                f"{self.sync_time_limit:g} s; this request asks for {expansions} and {seconds:g} s "
+                "(submit it to the planning queue instead)"
+            )
+        bounded = PlanRequest(
+            request.domain,
+            request.state,
+            request.todo,
+            request.strategy,
+            expansions,
+            seconds,
+            dict(request.options),
+        )
+        self.domain(request.domain)  # an unknown domain fails before any work
+        return await self._while_running(lambda: self.run_request(bounded), "planning a request")
+
+    # ----------------------------------------------------------------------------------------------
+    # Queued requests (aria_queue's planning queue, results in aria_data)
+
+    def _storage(self) -> tuple[Any, Any]:
+        if self._db is None or self._queue is None:
+            raise PlanningQueueUnavailable(
+                "this node runs aria_engine without aria_data and aria_queue, so it takes no queued "
+                "planning requests; plan synchronously (plan, plan_now) or boot those apps"
+            )
+        return self._db, self._queue
+
+    async def submit(
+        self, request: PlanRequest | dict[str, Any], *, priority: int = 0, submitted_by: str | None = None
+    ) -> str:
+        """Store a planning request and queue its job (one transaction); returns the request's id.
+
+        The job runs on the ``planning`` queue of whichever node claims it; read the outcome with
+        :meth:`request_status` or :meth:`wait_for_request`.
+
+        Raises:
+            SerializationError: for a malformed request (nothing is stored).
+            UnknownDomain: if no domain of that name is registered on this node.
+            PlanningQueueUnavailable: if this node has no aria_data and aria_queue.
+        """
+        db, queue = self._storage()
+        if not isinstance(request, PlanRequest):
+            request = PlanRequest.from_json(request)
+        self.domain(request.domain)
+        state_from_json(request.state)  # malformed states and todo lists are refused now, not in the job
+        todo_from_json(request.todo)
+        body = json.dumps(request.to_json(), allow_nan=False)
+        request_id = str(uuid.uuid4())
+
+        async def insert(tx: Any) -> None:
+            await tx.execute(store.INSERT, uuid.UUID(request_id), request.domain, body, submitted_by)
+            await queue.insert(
+                PLAN_WORKER,
+                {"request_id": request_id},
+                queue=PLANNING_QUEUE,
+                priority=priority,
+                max_attempts=self.job_max_attempts,
+                job_id=request_id,
+                tx=tx,
+            )
+
+        await db.transact(insert)
+        return request_id
+
+    async def request_status(self, request_id: str) -> dict[str, Any]:
+        """A stored request: its state, attempts, times, result (when done) and its job's state and errors.
+
+        ``state`` is ``queued``, ``running``, ``done`` (``outcome`` success, failure, expansion_limit,
+        time_limit or cancelled, and ``result`` with plan, tree, stats, explanation), ``error`` (the
+        domain misbehaved, or the job gave up: ``error`` says why) or ``cancelled``.
+
+        Raises:
+            RequestNotFound: if there is no such request (or ``request_id`` is not a request id).
+        """
+        db, queue = self._storage()
+        key = _request_uuid(request_id)
+        record = await db.fetchrow(store.GET, key)
+        if record is None:
+            raise RequestNotFound(request_id)
+        data = store.request_from_record(record, with_result=True)
+        job = await _job_or_none(queue, data["id"])
+        data["job"] = (
+            None
+            if job is None
+            else {
+                "state": job.state,
+                "attempt": job.attempt,
+                "max_attempts": job.max_attempts,
+                "errors": [{k: e.get(k) for k in ("attempt", "at", "error")} for e in job.errors],
+            }
+        )
+        given_up = job is not None and job.state in ("discarded", "cancelled")
+        if data["state"] in ("queued", "running") and given_up:
+            # The queue gave the job up (out of attempts, or cancelled through the queue): say so, durably.
+            last = job.errors[-1].get("error") if job.errors else None
+            state = "error" if job.state == "discarded" else "cancelled"
+            error = f"the planning job was {job.state}" + (f": {last}" if last else "")
+            await db.execute(store.FINISH, key, state, None, None, error)
+            record = await db.fetchrow(store.GET, key)
+            data.update(store.request_from_record(record, with_result=True))
+        return data
+
+    async def wait_for_request(self, request_id: str, timeout: float) -> dict[str, Any]:
+        """:meth:`request_status` once the request is finished, or after ``timeout`` seconds, whichever
+        comes first (the job may run on another node, so this polls the database, every 0.05 s at
+        first and every second at most)."""
+        deadline = trio.current_time() + max(0.0, timeout)
+        interval = 0.05
+        while True:
+            status = await self.request_status(request_id)
+            left = deadline - trio.current_time()
+            if status["state"] in store.FINAL_STATES or left <= 0:
+                return status
+            await trio.sleep(min(interval, left))
+            interval = min(1.0, interval * 2)
+
+    async def cancel_request(self, request_id: str) -> dict[str, Any]:
+        """Cancel a queued or running request (a running plan stops at its next check).
+
+        Raises:
+            RequestNotFound: if there is no such request.
+            RequestFinished: if it is finished already.
+        """
+        db, queue = self._storage()
+        key = _request_uuid(request_id)
+        if await db.fetchrow(store.CANCEL, key) is None:
+            status = await self.request_status(request_id)  # raises RequestNotFound
+            raise RequestFinished(
+                f"planning request {request_id} is {status['state']}; it cannot be cancelled"
+            )
+        job = await _job_or_none(queue, str(key))
+        if job is not None and job.state not in ("completed", "discarded", "cancelled"):
+            try:
+                await queue.cancel_job(str(key))
+            except QueueUsageError:
+                pass  # it finished meanwhile; the request stays cancelled
+        return await self.request_status(request_id)
+
+    async def requests(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Stored requests, newest first, without their results.
+
+        Raises:
+            ValueError: for an unknown state or a limit outside 1..1000.
+        """
+        db, _ = self._storage()
+        if state is not None and state not in store.STATES:
+            raise ValueError(f"request state {state!r} is not one of {', '.join(store.STATES)}")
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ValueError(f"limit must be an integer from 1 to 1000, not {limit!r}")
+        records = await db.fetch(store.LIST, state, limit)
+        return [store.request_from_record(r, with_result=False) for r in records]
+
+    async def prune_requests(self, older_than_s: float) -> int:
+        """Delete finished requests that finished more than ``older_than_s`` seconds ago; returns how many."""
+        db, _ = self._storage()
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        outcome = await db.execute(store.PRUNE, cutoff)
+        return int(outcome.split()[-1]) if outcome and outcome.split()[-1].isdigit() else 0
+
+    async def perform_job(self, job: Any) -> Any:
+        """Plan the request of one ``aria_engine.plan`` job and store its result (the queue worker's body).
+
+        Returns None when done (or when the request was finished already: a retried job changes
+        nothing), or aria_queue's ``Discard`` when the request cannot be planned (malformed, the
+        domain misbehaved); raises to have the queue retry (an unknown domain, aria_engine stopping,
+        the database failing).
+        """
+        db, _ = self._storage()
+        request_id = job.args.get("request_id") if isinstance(job.args, dict) else None
+        try:
+            key = _request_uuid(str(request_id))
+        except RequestNotFound:
+            return Discard(f"job {job.id} names no planning request ({request_id!r})")
+        record = await db.fetchrow(store.START_ATTEMPT, key, self.node or None)
+        if record is None:
+            if await db.fetchrow(store.GET_REQUEST, key) is None:
+                return Discard(f"planning request {request_id} is not stored (pruned?)")
+            return None  # finished or cancelled already
+        self._jobs_running += 1
+        try:
+            body = json.loads(record["request"])
+            try:
+                result = await self._while_running(
+                    lambda: self.run_request(body), f"planning request {request_id}"
+                )
+            except (DomainError, SerializationError) as error:
+                await db.execute(store.FINISH, key, "error", None, None, str(error))
+                return Discard(f"planning request {request_id}: {error}")
+            await db.execute(
+                store.FINISH, key, "done", result["status"], json.dumps(result, allow_nan=False), None
+            )
+            return None
+        finally:
+            self._jobs_running -= 1
+
+    # ----------------------------------------------------------------------------------------------
+    # Lifetime
+
+    async def _while_running(self, work: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """Run ``work`` tied to this service's lifetime: :meth:`close` stops it with EngineStopped."""
+        if self._closed:
+            raise EngineStopped(f"aria_engine is stopping; {what} was not started")
+        scope = trio.CancelScope()
+        self._lifetime_scopes.add(scope)
+        result = None
+        try:
+            with scope:
+                result = await work()
+        finally:
+            self._lifetime_scopes.discard(scope)
+        if scope.cancelled_caught:
+            raise EngineStopped(f"aria_engine stopped (or restarted) while {what}")
+        return result
+
+    def close(self) -> None:
+        """Stop every plan in progress that belongs to this service (they raise EngineStopped)."""
+        self._closed = True
+        for scope in list(self._lifetime_scopes):
+            scope.cancel()
+
     async def _in_thread(self, work: Callable[[threading.Event], PlanOutcome]) -> PlanOutcome:
         cancel = threading.Event()
 
@@ -300,21 +611,35 @@ class EngineApi:
             finally:
                 cancel.set()  # the search sees it within _CLOCK_EVERY expansions and returns
 
+        def guarded(cancel: threading.Event) -> tuple[PlanOutcome | None, Exception | None]:
+            # The thread's error is carried out by hand: raised inside the nursery, trio would wrap it
+            # in an ExceptionGroup, and callers want the DomainError itself.
+            try:
+                return work(cancel), None
+            except Exception as error:
+                return None, error
+
         self._running += 1
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(cancel_when_cancelled)
-                outcome = await trio.to_thread.run_sync(work, cancel, limiter=self._limiter)
+                outcome, error = await trio.to_thread.run_sync(guarded, cancel, limiter=self._limiter)
                 nursery.cancel_scope.cancel()
         except BaseException:
             self._plans_failed += 1
             raise
         finally:
             self._running -= 1
+        if error is not None:
+            self._plans_failed += 1
+            raise error
+        assert outcome is not None
         if outcome.success:
             self._plans_made += 1
         else:
             self._plans_failed += 1
+        PLANS.labels(outcome.status).inc()
+        PLAN_SECONDS.observe(outcome.stats.duration_s)
         return outcome
 
     # ----------------------------------------------------------------------------------------------
@@ -328,10 +653,26 @@ class EngineApi:
             "plans_made": self._plans_made,
             "plans_failed": self._plans_failed,
             "planning_now": self._running,
+            "queued_requests": self._db is not None and self._queue is not None,
+            "jobs_running": self._jobs_running,
         }
 
     async def health(self) -> dict[str, Any]:
         return {"ok": True, "app": "aria_engine", "domains": len(self._domains)}
+
+
+def _request_uuid(request_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(request_id))
+    except ValueError:
+        raise RequestNotFound(str(request_id), " (not a request id)") from None
+
+
+async def _job_or_none(queue: Any, job_id: str) -> Any:
+    try:
+        return await queue.get_job(job_id)
+    except JobNotFound:
+        return None  # pruned by the queue after it finished
 
 
 def character_goal_planner(max_expansions: int = 10_000) -> CharacterGoalPlanner:
@@ -348,4 +689,18 @@ def character_goal_planner(max_expansions: int = 10_000) -> CharacterGoalPlanner
 
 Api = EngineApi
 
-__all__ = ["Api", "CharacterGoalPlanner", "EngineApi", "PlanRequest", "character_goal_planner"]
+__all__ = [
+    "PLANNING_QUEUE",
+    "PLAN_WORKER",
+    "Api",
+    "CharacterGoalPlanner",
+    "EngineApi",
+    "EngineStopped",
+    "LimitTooHigh",
+    "PlanRequest",
+    "PlanningQueueUnavailable",
+    "RequestFinished",
+    "RequestNotFound",
+    "character_goal_planner",
+    "create_blueprint",
+]
