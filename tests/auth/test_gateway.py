@@ -19,7 +19,7 @@ from quart_trio import QuartTrio
 
 import aria
 from aria.apps.auth.api import create_blueprint
-from aria.http import PERMISSION_ATTRIBUTE, is_public
+from aria.http import AUTHENTICATED_ONLY, PERMISSION_ATTRIBUTE, is_public
 from tests.auth.test_http import pkce
 from tests.auth.websocket import WebSocket
 
@@ -28,7 +28,7 @@ from tests.coordinate.conftest import PASSWORD, Node, node_config, node_dir, nod
 
 REDIRECT = "https://app.example/callback"
 PUBLIC = "public"
-PRINCIPAL = "authenticated"
+PRINCIPAL = AUTHENTICATED_ONLY
 
 
 def test_every_route_declares_who_may_call_it() -> None:
