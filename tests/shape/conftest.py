@@ -53,3 +53,83 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Any
     directory = tmp_path_factory.mktemp("models") / "tiny"
     save_model(tiny_random_model(tiny_tokenizer), tiny_tokenizer, directory, {"recipe": "tests: random init"})
     return directory
+
+
+# ---- a real node (OpenBao, PostgreSQL, every app, the gateway) from a session template ----------
+
+PASSWORD = "correct horse battery staple"
+FAST_QUEUE = {
+    "poll_interval": 0.1,
+    "heartbeat_interval": 0.1,
+    "leader_interval": 0.1,
+    "node_timeout": 2.0,
+    "shutdown_grace": 2.0,
+}
+
+
+def needs_postgres() -> None:
+    from aria.apps.data.engines import find_postgres_binaries
+
+    if find_postgres_binaries() is None:
+        pytest.skip("PostgreSQL's initdb and postgres are not installed")
+
+
+def node_config(data_dir: Path, model_dir: Path | None = None, **shape: Any) -> dict[str, dict[str, Any]]:
+    """A test node: its own data directory, fast queue timings, the gateway on a free port, and the
+    tiny model (``model_dir``) with ``shape`` settings on top."""
+    return {
+        "node": {"data_dir": str(data_dir)},
+        "log": {"format": "json", "level": "warning"},
+        "security": {"health_interval": 0.2},
+        "data": {"engine": "postgres", "unavailable_timeout": 20.0},
+        "queue": dict(FAST_QUEUE),
+        "monitor": {"sample_interval": 0.5},
+        "coordinate": {"port": 0},
+        "shape": {"model": str(model_dir or ""), "device": "cpu", **shape},
+    }
+
+
+@pytest.fixture(scope="session")
+def node_template() -> Iterator[Path]:
+    """A whole node booted once (every app's migrations applied) with two accounts: ``oper`` may do
+    everything, ``reader`` may only read characters and batches."""
+    import shutil
+
+    import trio
+
+    import aria
+    from tests.conftest import traversable_directory
+
+    needs_postgres()
+    base = traversable_directory()
+    template = base / "var"
+
+    async def initialise() -> None:
+        async with aria.running(config=node_config(template), configure_logging=False):
+            auth = await aria.whereis("aria_auth").get()
+            await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
+            await auth.put_role(
+                "shape-reader",
+                ["aria_shape.characters:read", "aria_shape.batches:read"],
+                description="tests: read characters and batches",
+            )
+            await auth.add_user("oper", PASSWORD, roles=["operator"])
+            await auth.add_user("reader", PASSWORD, roles=["shape-reader"])
+
+    trio.run(initialise)
+    yield template
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def node_dir(node_template: Path) -> Iterator[Path]:
+    """A private copy of the template node's data directory."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import traversable_directory
+
+    base = traversable_directory()
+    subprocess.run(["cp", "-a", str(node_template), str(base / "var")], check=True)
+    yield base / "var"
+    shutil.rmtree(base, ignore_errors=True)

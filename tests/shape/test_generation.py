@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+from prometheus_client import REGISTRY
 
 import aria
 from aria.apps.shape import corpus, decoding
@@ -197,12 +198,26 @@ class TestApi:
             shape = system.whereis("aria_shape")
             with pytest.raises(ValueError, match="unknown reward 'style'"):
                 await shape.start_training("style", steps=2)
-            run = await shape.start_training("validity,rules", steps=2, run="app-run")
+            run = await shape.start_training("validity,rules,plannable", steps=2, run="app-run")
             with trio.fail_after(120):
                 status = await shape.wait_for_training(run)
             assert status["done_steps"] == 2 and status["model"].endswith("app-run/model")
-            assert [m["step"] for m in await shape.reward_curve(run)] == [1, 2]
+            curve = await shape.reward_curve(run)
+            assert [m["step"] for m in curve] == [1, 2]
             assert shape.status()["training"]["app-run"]["state"] == "done"
+        # The run's progress and reward curve reached the process's Prometheus registry.
+        sample = REGISTRY.get_sample_value
+        assert sample("aria_shape_training_step", {"run": "app-run"}) == 2
+        assert sample("aria_shape_training_steps_target", {"run": "app-run"}) == 2
+        assert (
+            sample("aria_shape_training_reward", {"run": "app-run", "reward": "total"}) == curve[-1]["reward"]
+        )
+        for name, value in curve[-1]["rewards"].items():
+            assert sample("aria_shape_training_reward", {"run": "app-run", "reward": name}) == value
+        assert sample("aria_shape_training_kl", {"run": "app-run"}) == curve[-1]["kl"]
+        assert sample("aria_shape_training_starts_total", {"run": "app-run", "kind": "fresh"}) == 1
+        assert sample("aria_shape_training_running", {"run": "app-run"}) == 0
+        assert sample("aria_shape_training_checkpoints_total", {"run": "app-run"}) >= 1
 
     async def test_an_unset_seed_is_drawn_and_recorded(self, tiny_model_dir: Path, data_dir: Path) -> None:
         api = ShapeApi(service_for(tiny_model_dir, data_dir))

@@ -311,10 +311,19 @@ class TestPlannable:
         completions = [Completion(None, json.dumps(character), [1], True), Completion(None, "{", [1], True)]
         assert PlannableReward(NoMonsters())(completions) == [0.5, 0.0]
 
-    def test_without_aria_engines_planner_the_reward_says_so(self) -> None:
-        from aria.apps.engine import api as engine_api
+    def test_the_reward_asks_aria_engines_planner_about_the_sheet(self) -> None:
+        import random
 
-        if hasattr(engine_api, "character_goal_planner"):
-            pytest.skip("aria_engine provides the planner now")
-        with pytest.raises(ValueError, match="'plannable' reward needs aria_engine's planner"):
-            make_rewards("validity,plannable")
+        from aria.apps.shape import corpus
+
+        ((reward, weight),) = make_rewards("plannable")
+        assert reward.name == "plannable" and weight == 1.0
+        character = corpus.random_character(random.Random(2))
+        character["goals"] = [
+            {"predicate": "at", "object": "castle"},  # anyone: befriend the captain at the harbor
+            {"predicate": "defeated", "object": "dragon"},  # a sword arm of strength 14+
+        ]
+        weak = {**character, "stats": {**character["stats"], "strength": 8}}
+        strong = {**character, "stats": {**character["stats"], "strength": 15}}
+        completions = [Completion(None, json.dumps(c), [1], True) for c in (weak, strong)]
+        assert reward(completions) == [0.5, 1.0]

@@ -4,9 +4,11 @@ Children (one_for_one):
 
 * ``trainers``: a dynamic supervisor; each GRPO run is an OS-process child under it (see
   :mod:`aria.apps.shape.training`), restarted after a crash and resuming from its checkpoint.
-* ``api``: publishes :class:`~aria.apps.shape.api.ShapeApi` under ``aria_shape``. The model is
-  loaded on first use, not at boot, so the node boots in milliseconds even before the default
-  model has been trained.
+* ``api``: applies the app's migrations, then publishes :class:`~aria.apps.shape.api.ShapeApi`
+  under ``aria_shape``. The model is loaded on first use, not at boot, so the node boots in
+  milliseconds even before the default model has been trained.
+
+Importing this module registers the ``shape.generate`` queue worker (:mod:`aria.apps.shape.jobs`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import trio
 
 from aria.application import App, AppContext
+from aria.apps.shape import jobs
 from aria.apps.shape.settings import ShapeSection
 from aria.supervisor import ChildSpec, ChildType, DynamicSupervisor
 
@@ -27,6 +30,11 @@ def build(context: AppContext) -> list[ChildSpec]:
 
     service = ShapeService(context.settings, context.data_dir)
     holder: dict[str, DynamicSupervisor] = {}
+    # Each is None when this app runs without it (a catalogue that leaves the dependency out).
+    database, queue, auth = (
+        context.api(name) if name in context.app.depends_on else None
+        for name in ("aria_data", "aria_queue", "aria_auth")
+    )
 
     async def run_trainers(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         # A fresh supervisor per start: if this child restarts, runs it lost are started again by
@@ -36,7 +44,11 @@ def build(context: AppContext) -> list[ChildSpec]:
         await holder["trainers"].run(task_status=task_status)
 
     async def serve(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        api = ShapeApi(service, lambda: holder.get("trainers"))
+        if database is not None:
+            from aria.apps.shape.store import MIGRATIONS
+
+            await database.migrate("aria_shape", MIGRATIONS)
+        api = ShapeApi(service, lambda: holder.get("trainers"), database=database, queue=queue, auth=auth)
         context.log.info(
             "aria_shape ready; the model loads on first use", model=context.settings.model or "default"
         )
@@ -49,10 +61,12 @@ def build(context: AppContext) -> list[ChildSpec]:
     ]
 
 
+__all__ = ["APP", "jobs"]
+
 APP = App(
     name="aria_shape",
     layer=3,
-    depends_on=("aria_data", "aria_storage", "aria_queue", "aria_engine"),
+    depends_on=("aria_data", "aria_auth", "aria_storage", "aria_queue", "aria_engine"),
     summary="character generation with Qwen3-architecture models and GRPO training",
     build=build,
     config_model=ShapeSection,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,10 @@ try:  # xgrammar is installed without its dependencies (see the README): it must
     import xgrammar
 except ImportError:  # pragma: no cover - exercised only where xgrammar is absent
     xgrammar = None
+
+
+class Stopped(Exception):
+    """Sampling was stopped from outside (its ``stop`` event was set) before every row finished."""
 
 
 def grammar_available() -> bool:
@@ -89,6 +94,8 @@ def sample(
     temperature: float = 1.0,
     keep_masks: bool = False,
     banned_token_ids: Sequence[int] = (),
+    on_step: Callable[[list[tuple[int, int]]], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Sample]:
     """Sample one completion of ``prompt_ids`` per seed.
 
@@ -105,6 +112,12 @@ def sample(
         keep_masks: Keep each step's grammar bitmask (GRPO recomputes log-probs under it).
         banned_token_ids: Tokens never sampled (the tokenizer's markers other than the end token:
             a grammar would otherwise admit ``<|prompt|>`` inside a string as its literal text).
+        on_step: Called after each decoding step with the ``(row, token)`` pairs drawn in it (end
+            tokens excluded): the seam of token streaming.
+        stop: Checked before each step; once set, sampling raises :class:`Stopped`.
+
+    Raises:
+        Stopped: if ``stop`` was set.
     """
     rows = len(seeds)
     device = next(model.parameters()).device
@@ -121,6 +134,8 @@ def sample(
     banned = torch.tensor(sorted(set(banned_token_ids)), dtype=torch.long)
     banned_words = _allowed_words(vocab_size, banned) if grammar is not None and vocab_size else None
     for _ in range(max_new_tokens):
+        if stop is not None and stop.is_set():
+            raise Stopped(f"sampling stopped after {max(map(len, tokens))} tokens")
         logits = model(input_ids=input_ids, use_cache=True, **{cache_argument: cache}).logits[:, -1, :]
         logits = logits.float().cpu()
         if matchers is not None:
@@ -134,6 +149,7 @@ def sample(
                 bitmask &= banned_words  # so that kept masks (GRPO) show what could really be drawn
         probabilities = torch.softmax(logits / temperature, dim=-1)
         next_ids = []
+        drawn: list[tuple[int, int]] = []
         for row in range(rows):
             if done[row]:
                 next_ids.append(pad_token_id)
@@ -149,7 +165,10 @@ def sample(
                 done[row] = finished[row] = True
             else:
                 tokens[row].append(token)
+                drawn.append((row, token))
             next_ids.append(token)
+        if on_step is not None and drawn:
+            on_step(drawn)
         if all(done):
             break
         input_ids = torch.tensor(next_ids, dtype=torch.long, device=device).unsqueeze(1)

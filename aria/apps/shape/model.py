@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,30 +34,12 @@ from transformers.utils import logging as transformers_logging
 
 from aria.apps.shape import corpus
 from aria.apps.shape.errors import ModelUnavailable, TrainingFailed
+from aria.apps.shape.service import RECIPE_FILE, BaseRecipe, is_complete
 
-RECIPE_FILE = "aria_recipe.json"
+__all__ = ["RECIPE_FILE", "BaseRecipe", "is_complete", "load_model", "save_model", "train_base"]
 
 # Loading and saving print progress bars to stderr, which would mix with `aria shape` output.
 transformers_logging.disable_progress_bar()
-
-
-@dataclass(frozen=True)
-class BaseRecipe:
-    """Everything that determines the default model: same recipe, same weights (on the same device)."""
-
-    seed: int = 0
-    characters: int = 2000
-    vocab_size: int = 2048
-    hidden_size: int = 128
-    layers: int = 4
-    heads: int = 4
-    kv_heads: int = 2
-    intermediate_size: int = 384
-    block_size: int = 256
-    batch_size: int = 8
-    steps: int = 600
-    learning_rate: float = 3e-3
-    warmup_steps: int = 20
 
 
 def build_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -266,11 +248,6 @@ def save_model(model: Any, tokenizer: PreTrainedTokenizerFast, out_dir: Path, re
         staging.rename(out_dir)
     except OSError as exc:
         raise TrainingFailed(f"cannot write model to {str(out_dir)!r}: {exc}") from exc
-
-
-def is_complete(model_dir: Path) -> bool:
-    """True if ``model_dir`` holds a finished model (the recipe file is written last, then renamed)."""
-    return (model_dir / RECIPE_FILE).exists() and any(model_dir.glob("*.safetensors"))
 
 
 @contextlib.contextmanager

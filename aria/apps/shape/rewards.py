@@ -3,14 +3,14 @@
 A reward is any object with a ``name`` and ``__call__(completions) -> list[float]``; rewards with
 memory (diversity) also have ``state_dict``/``load_state_dict`` so a resumed run continues exactly.
 The ``plannable`` reward asks a :class:`GoalPlanner` whether the character's goals can be reached;
-:func:`engine_planner` is the seam to aria_engine (see the README for its state).
+by default aria_engine's planner for its demo world (:func:`engine_planner`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -167,21 +167,12 @@ REWARD_NAMES = ("validity", "rules", "diversity", "plannable")
 
 
 def engine_planner() -> GoalPlanner:
-    """The planner behind the ``plannable`` reward: aria_engine's demo domain.
+    """The planner behind the ``plannable`` reward: aria_engine's demo world, in which a goal is
+    reachable or not by rules that read the sheet (species, abilities, stats); see
+    ``aria.apps.engine.api.character_goal_planner``. It plans in the calling thread, without a node."""
+    from aria.apps.engine.api import character_goal_planner
 
-    Raises:
-        ValueError: while aria_engine's API offers no planning (it is being built in its own issue).
-    """
-    from aria.apps.engine import api as engine_api
-
-    factory: Callable[[], GoalPlanner] | None = getattr(engine_api, "character_goal_planner", None)
-    if factory is None:
-        raise ValueError(
-            "the 'plannable' reward needs aria_engine's planner "
-            "(aria.apps.engine.api.character_goal_planner), "
-            "which does not exist yet; use the other rewards for now"
-        )
-    return factory()
+    return character_goal_planner()
 
 
 def make_rewards(

@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +22,37 @@ from aria.apps.shape.settings import ShapeSection
 
 if TYPE_CHECKING:  # torch and transformers load on first use, not when the node boots
     from aria.apps.shape.generator import Generator
-    from aria.apps.shape.model import BaseRecipe
+
+#: Written last into a saved model's directory (which is then renamed into place).
+RECIPE_FILE = "aria_recipe.json"
+
+
+def is_complete(model_dir: Path) -> bool:
+    """True if ``model_dir`` holds a finished model (the recipe file is written last, then renamed)."""
+    return (model_dir / RECIPE_FILE).exists() and any(model_dir.glob("*.safetensors"))
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """Everything that determines the default model: same recipe, same weights (on the same device)."""
+
+    seed: int = 0
+    characters: int = 2000
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate_size: int = 384
+    block_size: int = 256
+    batch_size: int = 8
+    steps: int = 600
+    learning_rate: float = 3e-3
+    warmup_steps: int = 20
 
 
 def recipe_from(settings: ShapeSection) -> BaseRecipe:
     """The default model's recipe as configured (seed, corpus size, steps)."""
-    from aria.apps.shape.model import BaseRecipe
-
     return BaseRecipe(seed=settings.base_seed, characters=settings.base_characters, steps=settings.base_steps)
 
 
@@ -64,7 +88,7 @@ class ShapeService:
 
         Two processes asking at once train it once: the second waits on a file lock, then loads.
         """
-        from aria.apps.shape.model import exclusive, is_complete, train_base
+        from aria.apps.shape.model import exclusive, train_base
 
         target = self.default_model_dir()
         if is_complete(target):
@@ -82,6 +106,16 @@ class ShapeService:
             summary = train_base(target, recipe, threads=self.settings.torch_threads, progress=progress)
             self._log.info("default character model trained", directory=str(target), **_brief(summary))
         return target
+
+    def model_ready(self) -> bool:
+        """True if the model can be loaded without training it first (cheap: no torch import).
+
+        A configured ``shape.model`` counts as ready (loading it may still fail); the default model
+        is ready once trained.
+        """
+        if self.settings.model or self._generator is not None:
+            return True
+        return is_complete(self.default_model_dir())
 
     def model_name(self) -> str:
         """``shape.model`` as configured, or the default model's directory (trained if needed)."""

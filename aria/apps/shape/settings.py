@@ -32,6 +32,12 @@ class ShapeSection(Section):
     )
     temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     batch_size: int = Field(8, ge=1, description="Characters decoded together.")
+    http_max_characters: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Most characters one HTTP or WebSocket request generates at once (more: a batch).",
+    )
     base_seed: int = Field(0, description="Seed of the default model's corpus and training run.")
     base_characters: int = Field(
         2000, ge=10, description="Characters in the default model's training corpus."
