@@ -21,10 +21,10 @@ import aria
 from aria.apps.auth.api import create_blueprint
 from aria.http import AUTHENTICATED_ONLY, PERMISSION_ATTRIBUTE, is_public
 from tests.auth.test_http import pkce
-from tests.auth.websocket import WebSocket
 
 # The coordinate tests' whole node: a session template (node_template), copied for each test (node_dir).
 from tests.coordinate.conftest import PASSWORD, Node, node_config, node_dir, node_template  # noqa: F401
+from tests.websocket import WebSocket
 
 REDIRECT = "https://app.example/callback"
 PUBLIC = "public"

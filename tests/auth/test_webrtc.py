@@ -18,7 +18,7 @@ import trio
 import trio_asyncio
 
 from tests.auth.conftest import PASSWORD, Node, serving
-from tests.auth.websocket import WebSocket
+from tests.websocket import WebSocket
 
 aiortc = pytest.importorskip("aiortc", reason="aiortc (and its PyAV wheel) is not installed")
 

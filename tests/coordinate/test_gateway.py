@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import aria
 from aria.errors import ConfigError
 from tests.conftest import eventually
 from tests.coordinate.conftest import PASSWORD, Node, node_config
+from tests.websocket import WebSocket, WebSocketRefused
 
 
 class TestAuthentication:
@@ -142,6 +144,37 @@ class TestTransport:
         async with node.client(http2=True) as client:
             response = await client.get("/health/live")
             assert response.http_version == "HTTP/2"
+
+    async def test_websockets_pass_through_to_the_apps(self, node: Node) -> None:
+        # aria_auth's WebRTC signalling room, reached through the gateway over TLS.
+        port = int(node.url.rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=node.ca_file)
+        headers = [("Authorization", f"Bearer {await node.token()}"), ("X-Request-ID", "ws-test-1")]
+        path = "/api/v1/auth/webrtc/lobby"
+        first = await WebSocket.connect(port, path, headers, ssl_context=context)
+        second = await WebSocket.connect(port, path, headers, ssl_context=context)
+        try:
+            welcome_first = await first.receive()
+            welcome_second = await second.receive()
+            assert welcome_first and welcome_second
+            assert welcome_first["type"] == welcome_second["type"] == "welcome"
+            assert [peer["peer"] for peer in welcome_second["peers"]] == [welcome_first["peer"]]
+            joined = await first.receive()
+            assert joined == {"type": "peer-joined", "peer": welcome_second["peer"], "name": "oper"}
+            await second.send({"type": "signal", "to": welcome_first["peer"], "data": {"sdp": "x"}})
+            signal = await first.receive()
+            assert signal and signal["data"] == {"sdp": "x"} and signal["from"] == welcome_second["peer"]
+        finally:
+            await first.close()
+            await second.close()
+
+    async def test_websockets_to_a_stopped_app_are_refused_with_503(self, node: Node) -> None:
+        port = int(node.url.rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=node.ca_file)
+        await node.system.terminate_child("aria_auth")
+        with pytest.raises(WebSocketRefused) as refused:
+            await WebSocket.connect(port, "/api/v1/auth/webrtc/lobby", ssl_context=context)
+        assert refused.value.status == 503
 
     async def test_plain_http_on_loopback_when_configured(self, node_dir: Path) -> None:
         async with aria.running(config=node_config(node_dir, tls=False)):

@@ -117,6 +117,7 @@ class Gateway:
         # The proxies `g` and `request` cost a lookup per access; this hook runs on every request.
         g = _g._get_current_object()
         request = _request._get_current_object()
+        g.connection = request
         g.started = time.perf_counter()
         g.request_id = _request_id(request.headers.get("X-Request-ID"))
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
@@ -175,8 +176,7 @@ class Gateway:
 
     def _rate_limit(self, principal: Any) -> ResponseReturnValue | None:
         g = _g._get_current_object()
-        request = _request._get_current_object()
-        verdict = self.limiter.take((principal.name, str(request.url_rule)), trio.current_time())
+        verdict = self.limiter.take((principal.name, str(g.connection.url_rule)), trio.current_time())
         g.ratelimit = verdict
         if not verdict.allowed:
             return error_response(
@@ -223,16 +223,45 @@ class Gateway:
         return response
 
     async def _before_websocket(self) -> ResponseReturnValue | None:
-        g.request_id = _request_id(websocket.headers.get("X-Request-ID"))
-        view = self.app.view_functions.get(websocket.endpoint) if websocket.endpoint else None
+        """The same checks as for a request, before the WebSocket handshake is accepted: circuit,
+        credentials (bearer header, ``access_token`` query parameter since browsers cannot set
+        headers on a WebSocket, or the session cookie), the view's permission, the rate limit."""
+        g = _g._get_current_object()
+        connection = websocket._get_current_object()
+        g.connection = connection
+        g.request_id = _request_id(connection.headers.get("X-Request-ID"))
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+        g.principal, g.principal_name, g.ratelimit = None, "", None
+        view = self.app.view_functions.get(connection.endpoint) if connection.endpoint else None
+        app_name = self._blueprint_app.get(connection.blueprint or "")
+        # Only whether the app runs: a long-lived socket reports no outcome to the circuit breaker,
+        # so it must not take the breaker's half-open probe either.
+        if app_name is not None and self.system.registry.whereis_nowait(app_name) is None:
+            return error_response(503, "unavailable", f"{app_name} is not available", Retry_After="2")
         if view is not None and is_public(view):
             return None
-        token = _bearer(websocket.headers.get("Authorization", "")) or websocket.args.get("access_token", "")
+        token = (
+            _bearer(connection.headers.get("Authorization", ""))
+            or connection.args.get("access_token", "")
+            or connection.cookies.get(ACCESS_COOKIE, "")
+        )
         principal = await self._verify(token) if token else None
         if principal is None:
-            return error_response(401, "unauthorized", "authentication required")
-        g.principal, g.principal_name = principal, principal.name
-        return None
+            return error_response(401, "unauthorized", "authentication required", WWW_Authenticate="Bearer")
+        if view is None:
+            return None
+        permission = permission_of(view, (app_name or "aria_monitor").removeprefix("aria_"), "GET")
+        if permission != AUTHENTICATED_ONLY:
+            resource, _, action = permission.rpartition(":")
+            decision = await (await self._auth()).authorize(
+                principal,
+                action,
+                self._resource(resource),
+                {"ip": connection.remote_addr or "", "request_id": g.request_id},
+            )
+            if not decision:
+                return error_response(403, "forbidden", f"{permission} is not allowed: {decision.reason}")
+        return self._rate_limit(principal)
 
     async def _http_error(self, error: HTTPException) -> Response:
         return error_response(
@@ -260,7 +289,7 @@ class Gateway:
     def _resource(self, resource: str) -> Any:
         from aria.apps.auth.api import Resource
 
-        return Resource(resource, request.path)
+        return Resource(resource, _g.connection.path)
 
     async def _authenticate(self) -> Any:
         token = _bearer(request.headers.get("Authorization", ""))
@@ -289,7 +318,7 @@ class Gateway:
         try:
             if token.startswith("aria_pat_"):
                 principal = await (await self._auth()).verify_api_token(
-                    token, ip=request.remote_addr or "", request_id=g.get("request_id", "")
+                    token, ip=g.connection.remote_addr or "", request_id=g.get("request_id", "")
                 )
             else:
                 principal = await (await self._auth()).verify_token(token)

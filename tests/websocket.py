@@ -1,4 +1,4 @@
-"""A minimal WebSocket client (wsproto over a trio stream, plain or TLS), enough for signalling."""
+"""A minimal WebSocket client for tests: wsproto over a trio TCP stream, TLS optional."""
 
 from __future__ import annotations
 
@@ -10,10 +10,19 @@ from typing import Any
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, RejectConnection, Request, TextMessage
+from wsproto.utilities import LocalProtocolError
+
+
+class WebSocketRefused(ConnectionError):
+    """The server answered the handshake with an HTTP status instead of switching protocols."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"websocket refused with HTTP {status}")
+        self.status = status
 
 
 class WebSocket:
-    """A minimal WebSocket client over a trio TCP stream (wsproto), enough for signalling."""
+    """JSON messages over one WebSocket connection."""
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
@@ -28,17 +37,22 @@ class WebSocket:
         port: int,
         path: str,
         headers: Sequence[tuple[str, str]] = (),
+        *,
         ssl_context: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
     ) -> WebSocket:
-        """Open ``ws://127.0.0.1:<port><path>`` (``wss://`` with ``ssl_context``)."""
-        stream: trio.abc.Stream = await trio.open_tcp_stream("127.0.0.1", port)
+        stream: trio.abc.Stream
         if ssl_context is not None:
-            stream = trio.SSLStream(stream, ssl_context, server_hostname="127.0.0.1")
+            stream = await trio.open_ssl_over_tcp_stream(
+                host, port, ssl_context=ssl_context, https_compatible=True
+            )
+        else:
+            stream = await trio.open_tcp_stream(host, port)
         client = cls(stream)
         request = Request(
-            host=f"127.0.0.1:{port}",
+            host=f"{host}:{port}",
             target=path,
-            extra_headers=[(k.encode(), v.encode()) for k, v in headers],
+            extra_headers=[(name.encode(), value.encode()) for name, value in headers],
         )
         await client.stream.send_all(client.ws.send(request))
         while True:
@@ -46,7 +60,8 @@ class WebSocket:
                 if isinstance(event, AcceptConnection):
                     return client
                 if isinstance(event, RejectConnection):
-                    raise ConnectionError(f"websocket refused with HTTP {event.status_code}")
+                    await stream.aclose()
+                    raise WebSocketRefused(event.status_code)
 
     async def _events(self) -> list[Any]:
         data = await self.stream.receive_some(65536)
@@ -71,13 +86,13 @@ class WebSocket:
                     self.close_code = event.code
                     try:
                         await self.stream.send_all(self.ws.send(event.response()))
-                    except trio.BrokenResourceError:
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
                         pass
-        return json.loads(self.messages.pop(0))
+        return json.loads(self.messages.pop(0))  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         try:
             await self.stream.send_all(self.ws.send(CloseConnection(code=1000)))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, Exception):
-            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, LocalProtocolError):
+            pass  # the server closed first
         await self.stream.aclose()
