@@ -10,6 +10,12 @@ request under ``/api/`` and authorises it before the view runs, using what the v
 * ``@authenticated``: any authenticated principal, no permission (a user's own profile, MFA
   enrolment, logout).
 
+What the gateway leaves in ``quart.g`` for the view (requests and WebSockets alike):
+
+* ``g.principal``: aria_auth's ``Principal`` of the caller (None on public views called anonymously);
+* ``g.principal_name``: its name ("" when anonymous);
+* ``g.request_id``: the request id (from ``X-Request-ID`` or made), also bound into every log line.
+
 Views answer errors with :func:`error_response` (``{"error": ..., "error_description": ...}``),
 the shape the OpenAPI document promises.
 """

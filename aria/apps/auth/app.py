@@ -13,7 +13,6 @@ import trio
 from pydantic import Field, model_validator
 
 from aria.application import App, AppContext
-from aria.apps.auth.issuer import issuer_source
 from aria.apps.auth.service import AuthService
 from aria.config import Section
 from aria.supervisor import ChildSpec
@@ -89,12 +88,9 @@ def build(context: AppContext) -> list[ChildSpec]:
             db,
             context.api("aria_security"),
             services=services,
-            issuer=issuer_source(
-                settings.issuer,
-                getattr(context.system.config, "coordinate", None),
-                # Read, not depended on: the gateway starts after aria_auth and mounts its routes.
-                lambda: context.system.registry.whereis_nowait("aria_coordinate"),
-            ),
+            # The issuer follows the gateway, which boots after aria_auth and announces its URL
+            # (gateway_listening) once it listens; a restart of aria_auth restarts it too.
+            coordinate=getattr(context.system.config, "coordinate", None),
         )
         await service.start()
         context.log.info(

@@ -7,8 +7,9 @@ order:
 
 1. ``[auth] issuer`` when set (a fleet behind one name sets it, the same on every node);
 2. ``[coordinate] public_url`` + ``/api/v1/auth`` (a gateway behind a proxy);
-3. the URL the running gateway reports (``aria.whereis("aria_coordinate").url``, known only once
-   it listens: with ``port = 0`` the port is picked then), + ``/api/v1/auth``;
+3. the URL the gateway announced when it started listening (``AuthService.gateway_listening``;
+   with ``port = 0`` the port is picked then), + ``/api/v1/auth``. The gateway tells aria_auth
+   rather than aria_auth looking up an app that boots after it;
 4. before the gateway listens, or on a node without one: ``https://<host>:<port>/api/v1/auth``
    from ``[coordinate]`` (``http`` when ``tls = false``; port 8443 when it is 0).
 
@@ -41,8 +42,8 @@ def issuer_source(configured: str, coordinate: Any | None, gateway: Callable[[],
         configured: ``[auth] issuer`` (empty: derive it).
         coordinate: The ``[coordinate]`` config section (``public_url``, ``host``, ``port``,
             ``tls``), or None when there is none.
-        gateway: Returns the running gateway's service (with a ``url``), or None when it is not
-            running.
+        gateway: Returns the gateway's service (with a ``url``) once it announced itself, else
+            None.
     """
     if configured:
         fixed = configured.rstrip("/")

@@ -117,8 +117,8 @@ class AuthService:
     ``aria.whereis("aria_auth")`` or ``ctx.api("aria_auth")``.
 
     ``clock`` is the wall clock every decision reads (token times, lockouts, expiries); ``issuer``
-    answers the issuer URL now (default: ``settings.issuer``, or the default gateway's URL when
-    that is empty; the app passes one that follows the running gateway, see ``issuer.py``).
+    answers the issuer URL now (default: ``settings.issuer``, else derived from ``coordinate``, the
+    ``[coordinate]`` section, and the URL the gateway announces; see ``issuer.py``).
     """
 
     def __init__(
@@ -130,12 +130,14 @@ class AuthService:
         services: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
         issuer: Callable[[], str] | None = None,
+        coordinate: Any = None,
     ) -> None:
         self.settings = settings
+        self.gateway: Any = None  # aria_coordinate's service once it listens (see gateway_listening)
         self.store = Store(db)
         self.secrets = AppSecrets(security, "aria_auth")
         self.clock = clock
-        self._issuer = issuer or issuer_source(settings.issuer, None, lambda: None)
+        self._issuer = issuer or issuer_source(settings.issuer, coordinate, lambda: self.gateway)
         self.audience = settings.audience
         self.passwords = Passwords(
             Argon2Parameters(
@@ -179,6 +181,12 @@ class AuthService:
                 issuers.clear()  # a gateway restarted on many picked ports: keep the recent names only
             issuers.add(value)
         return value
+
+    def gateway_listening(self, gateway: Any) -> None:
+        """aria_coordinate calls this once it listens: the issuer follows the gateway's ``url``
+        (when ``[auth] issuer`` and ``[coordinate] public_url`` are empty; see ``issuer.py``)."""
+        self.gateway = gateway
+        self.issuer  # noqa: B018 - the new name joins the accepted ones now
 
     # ---- life cycle -----------------------------------------------------------------------------
 

@@ -145,6 +145,7 @@ def build(context: AppContext) -> list[ChildSpec]:
             url = settings.public_url or binds[0]
             gateway.openapi["servers"] = [{"url": url}]
             service = GatewayService(gateway, url, ca_file)
+            (await auth.get()).gateway_listening(service)  # the OAuth issuer follows this URL
             context.system.banner_lines.append(f"dashboard:      {url}/")
             if not await auth.principals(kind="user"):
                 gateway.setup_token = secrets.token_urlsafe(24)
