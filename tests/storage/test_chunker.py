@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aria.apps.storage import chunker
 from aria.apps.storage.chunker import (
     BUZHASH_TABLE,
     BoundaryWalker,
@@ -19,6 +20,17 @@ from aria.apps.storage.chunker import (
 )
 from aria.apps.storage.format import BLOB_INDEX_FLAGS, Digest, Index, read_index
 from tests.conftest import SHARED
+
+
+@pytest.fixture(autouse=True, params=["c", "numpy"])
+def scanner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the C boundary scan and with the numpy fallback."""
+    if request.param == "c":
+        if chunker._c_find_candidates is None:
+            pytest.skip("the C extension aria.apps.storage._buzhash is not built (no compiler at install)")
+    else:
+        monkeypatch.setattr(chunker, "_c_find_candidates", None)
+    return str(request.param)
 
 
 def reference_boundaries(data: bytes, sizes: ChunkSizes) -> list[int]:
@@ -72,7 +84,7 @@ class TestDesyncFixtures:
         assert buzhash(bytes(48)) == 2655559240
         assert buzhash(bytes(range(48))) == 1801969350
         # The vectorised scan finds the first two boundaries among its candidates.
-        candidates = set(find_candidates(blob[:20000], 0, 6153).tolist())
+        candidates = set(find_candidates(blob[:20000], 0, 6153))
         assert {3505, 12998} <= candidates
 
     def test_table_matches_the_fact_sheet(self) -> None:
@@ -121,7 +133,7 @@ class TestRules:
         for start in range(0, len(data), block):
             lookback = max(0, start - 47)
             found = find_candidates(data[lookback : start + block], lookback, sizes.discriminator)
-            walker.add_candidates(found[found > start])
+            walker.add_candidates([position for position in found if position > start])
             end = min(start + block, len(data))
             cuts += walker.cuts(end, final=end == len(data))
         assert cuts == chunk_boundaries(data, sizes)
@@ -139,7 +151,7 @@ class TestRules:
             if p < len(data):
                 old, new = data[p - 48], data[p]
                 h = ((h << 1 | h >> 31) & 0xFFFFFFFF) ^ _rotl16(BUZHASH_TABLE[old]) ^ BUZHASH_TABLE[new]
-        assert (find_candidates(data, base, d) - base).tolist() == expected
+        assert [position - base for position in find_candidates(data, base, d)] == expected
 
     def test_bad_sizes_are_refused(self) -> None:
         with pytest.raises(ValueError, match="below the rolling-hash window of 48"):
@@ -153,3 +165,38 @@ class TestRules:
         assert ChunkSizes.parse("2:8:32") == ChunkSizes(2048, 8192, 32768)
         with pytest.raises(ValueError, match="a window is 48 bytes"):
             buzhash(b"short")
+
+
+class TestScanners:
+    """The C scan and the numpy scan find the same candidates, so they cut in the same places."""
+
+    @pytest.mark.parametrize("d", [2, 3, 6153, 49535, 65536, 886711, 0x80000000, 0xFFFFFFFF])
+    def test_same_candidates_for_any_discriminator_length_and_offset(self, scanner: str, d: int) -> None:
+        from aria.apps.storage._buzhash import find_candidates as in_c
+
+        from aria.apps.storage.chunker_numpy import find_candidates as in_numpy
+
+        rng = random.Random(d)
+        data = rng.randbytes(300_000) + bytes(5000) + b"ab" * 3000
+        view = memoryview(data)
+        for start, stop, base in [
+            (0, len(data), 0),
+            (3, 70_001, 5),
+            (0, 47, 0),
+            (1, 49, 7),
+            (11, len(data), 2**40),
+        ]:
+            c = memoryview(in_c(view[start:stop], base, d)).cast("q").tolist()
+            assert c == in_numpy(view[start:stop], base, d).tolist(), (start, stop, base)
+
+    async def test_make_gives_the_same_index_with_either_scan(self, scanner: str, tmp_path: Path) -> None:
+        from aria.apps.storage.operations import make
+
+        data = random.Random(4).randbytes(3 << 20)
+        data += data[: 1 << 20]  # repeated content: shared chunks
+        path = tmp_path / "blob"
+        path.write_bytes(data)
+        index, _ = await make(path, None)
+        reference = chunk_boundaries(data)
+        assert [chunk.end for chunk in index.chunks] == reference
+        assert len(reference) > 20
