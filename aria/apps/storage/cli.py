@@ -7,6 +7,7 @@ and exit 1; bad arguments exit 2 (click's convention). Long runs draw a progress
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import sys
@@ -20,9 +21,28 @@ import trio
 
 from aria.errors import AriaError
 
-# The chunker uses numpy but never BLAS; OpenBLAS's idle worker threads would still spin on our
-# two cores (seen in profiles of `make`). Set before anything in this process imports numpy.
+# The chunker's numpy fallback never uses BLAS; OpenBLAS's idle worker threads would still spin on
+# our two cores (seen in profiles of `make`). Set before anything in this process imports numpy.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc's malloc reuse freed chunk buffers instead of returning them to the kernel.
+
+    Every chunk passes through a few buffers of 16 KiB to 256 KiB; with glibc's defaults the bigger
+    ones are fresh mmaps and the heap is trimmed, so each buffer's pages are faulted in and zeroed
+    again (measured: 54,000 page faults for a 256 MiB extract, 6,500 with this, and about 10 % less
+    CPU). Only the command's own short-lived process is affected; elsewhere (not glibc) it does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):
+        pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,6 +71,7 @@ def _run(verb: str) -> Callable[[F], F]:
     def decorate(function: F) -> F:
         @wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            _keep_freed_memory()
             try:
                 return trio.run(lambda: function(*args, **kwargs))
             except (AriaError, ValueError, OSError) as exc:

@@ -50,8 +50,19 @@ class LocalStore(Store):
     def _read(self, chunk_id: bytes) -> bytes:
         path = self.path_of(chunk_id)
         try:
-            with open(path, "rb") as handle:
-                return handle.read()
+            # os-level calls: open() would add a tty check and two seeks to every chunk read.
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                size = os.fstat(fd).st_size
+                data = os.read(fd, size)
+                while len(data) < size:  # short reads are legal, if rare on regular files
+                    more = os.read(fd, size - len(data))
+                    if not more:
+                        break
+                    data += more
+                return data
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise ChunkMissing(chunk_id, self.location) from None
         except OSError as exc:
