@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import hvac
 import hvac.exceptions
 import requests
+import requests.adapters
 import structlog
 import trio
 
@@ -39,6 +40,7 @@ APPROLE_MOUNT = "approle"
 ADMIN_ROLE = "aria_security-admin"
 ADMIN_POLICY = "aria-security-admin"
 HTTP_TIMEOUT = 10.0
+POOL_CONNECTIONS = 40  # trio.to_thread's default limit of worker threads
 
 ADMIN_POLICY_TEXT = f"""
 # aria_security's own identity: manages the apps' policies, roles and keys; seals on request.
@@ -495,7 +497,16 @@ class Keeper:
         return await self._with_retry(getattr(function, "__name__", "OpenBao"), lambda: function(*args))
 
     def _client(self, token: str | None = None) -> hvac.Client:
-        return hvac.Client(url=self.url, token=token, verify=str(self.ca.cert_file), timeout=HTTP_TIMEOUT)
+        # Calls run in trio's worker threads (up to 40 at once): keep as many TLS connections,
+        # not requests' default 10, or concurrent calls reconnect (and warn) past the tenth.
+        session = requests.Session()
+        session.verify = str(self.ca.cert_file)  # hvac sets it only on sessions it makes itself
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=POOL_CONNECTIONS)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return hvac.Client(
+            url=self.url, token=token, verify=str(self.ca.cert_file), timeout=HTTP_TIMEOUT, session=session
+        )
 
     # ---- the service API ----------------------------------------------------------------------
 
