@@ -4,12 +4,14 @@ Run: ``.venv/bin/python -m bench.auth [--seconds 2] [--rounds 5] [--logins 60] [
 
 Boots a real node (OpenBao, PostgreSQL, aria_auth) in a temporary directory, then, in one run:
 
-* **JWT verifications per second on one core**: ``AuthService.verify_claims`` (what ``verify_token``
-  does: cached JWKS, algorithm, type, issuer, audience, times, revocation list) and, on the same
-  token and thread, a bare ``joserfc.jwt.decode`` with the public key (signature only), swapping
-  every 200 calls so both see the same machine load.
-  Overhead = bare rate / aria rate - 1 (target: under 10 %). Also the ``await verify_token`` rate
-  (the async call and the Principal it returns).
+* **JWT verifications per second on one core**: ``AuthService.verify_claims(cached=False)`` (what
+  ``verify_token`` does with a token it has not seen: cached JWKS, algorithm, type, signature,
+  issuer, audience, times, revocation list) and, on the same token and thread, a bare
+  ``joserfc.jwt.decode`` with the public key (signature only), swapping every 200 calls so both
+  see the same machine load. Overhead = bare rate / aria rate - 1 (target: under 10 %). Also the
+  rates for a token seen before (its signature already checked under a key still held; every
+  claim checked again), which is what a client re-sending its token gets: ``await verify_token``
+  (with the Principal it returns) and ``verify_claims``.
 * **Login p50/p99**: sequential password logins (argon2id verify in a worker thread, the account
   row, the roles, an OpenBao signature and a refresh-token insert), with the argon2 parameters
   stated.
@@ -94,9 +96,9 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> None:
         print(
             f"\nJWT verification, one core, {args.rounds} rounds of {args.seconds:g} s (sides swap every 200)"
         )
-        bare, ours, ours_async = [], [], []
+        bare, ours, ours_async, seen = [], [], [], []
         for _ in range(args.rounds):
-            spent = {"bare": 0.0, "ours": 0.0, "async": 0.0}
+            spent = {"bare": 0.0, "ours": 0.0, "async": 0.0, "seen": 0.0}
             calls = 0
             deadline = time.perf_counter() + args.seconds
             while time.perf_counter() < deadline:
@@ -105,28 +107,34 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> None:
                     jwt.decode(token, public, algorithms=["ES256"])
                 middle = time.perf_counter()
                 for _ in range(200):
-                    auth.verify_claims(token)
+                    auth.verify_claims(token, cached=False)
                 after = time.perf_counter()
                 for _ in range(200):
                     await auth.verify_token(token)
+                async_done = time.perf_counter()
+                for _ in range(200):
+                    auth.verify_claims(token)
                 spent["bare"] += middle - began
                 spent["ours"] += after - middle
-                spent["async"] += time.perf_counter() - after
+                spent["async"] += async_done - after
+                spent["seen"] += time.perf_counter() - async_done
                 calls += 200
             bare.append(calls / spent["bare"])
             ours.append(calls / spent["ours"])
             ours_async.append(calls / spent["async"])
+            seen.append(calls / spent["seen"])
         best_bare, best_ours, best_async = max(bare), max(ours), max(ours_async)
         for label, best, rounds in (
             ("bare joserfc jwt.decode (signature only)", best_bare, bare),
-            ("aria verify_claims (all checks)", best_ours, ours),
-            ("aria await verify_token", best_async, ours_async),
+            ("aria verify_claims (all checks, signature)", best_ours, ours),
+            ("aria await verify_token (token seen before)", best_async, ours_async),
+            ("aria verify_claims (token seen before)", max(seen), seen),
         ):
             print(f"  {label:<42} {best:10.0f} /s  (median {statistics.median(rounds):.0f})")
         print(
-            f"  overhead of aria's checks over bare: {100 * (best_bare / best_ours - 1):+.1f} % (best), "
-            f"{100 * (statistics.median(bare) / statistics.median(ours) - 1):+.1f} % (median); "
-            f"async call: {100 * (best_bare / best_async - 1):+.1f} %"
+            f"  overhead of aria's signature-checked path over bare: "
+            f"{100 * (best_bare / best_ours - 1):+.1f} % (best), "
+            f"{100 * (statistics.median(bare) / statistics.median(ours) - 1):+.1f} % (median)"
         )
 
         print(f"\nlogin latency, {args.logins} sequential logins, {auth.passwords.parameters.describe()}")

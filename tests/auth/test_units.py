@@ -283,6 +283,30 @@ class TestTokenVerification:
         with pytest.raises(InvalidToken, match="sessions were ended"):
             verifier.verify(mint(key))
 
+    def test_a_token_seen_before_has_every_claim_checked_again(self, key: LocalKey) -> None:
+        now = [NOW]
+        verifier = TokenVerifier(ISSUER, "aria", leeway=30, clock=lambda: now[0])
+        verifier.ring = KeyRing.from_transit({"latest_version": 1, "keys": {"1": {"public_key": key.pem}}})
+        token = mint(key, ttl=60, aud=["aria", "other"])
+        assert verifier.verify(token)["sub"] == "u1"
+        assert verifier.verify(token, audience="other")["sub"] == "u1"
+        with pytest.raises(InvalidToken, match="audience"):
+            verifier.verify(token, audience="third")
+        with pytest.raises(InvalidToken, match="token type"):
+            verifier.verify(token, token_type=ID_TYPE)  # remembered as an access token only
+        now[0] = NOW + 120
+        with pytest.raises(InvalidToken, match="expired"):
+            verifier.verify(token)
+        now[0] = NOW
+        assert verifier.verify(token)["sub"] == "u1"
+        # The key it was checked under is gone (rotated out, or replaced by a different key of
+        # the same version): the signature is checked again, against what the ring holds now.
+        verifier.ring = KeyRing.from_transit(
+            {"latest_version": 1, "keys": {"1": {"public_key": LocalKey().pem}}}
+        )
+        with pytest.raises(InvalidToken, match="bad signature"):
+            verifier.verify(token)
+
     def test_jwks_publishes_current_and_previous_versions(self, key: LocalKey) -> None:
         keys = {str(v): {"public_key": LocalKey().pem} for v in (1, 2, 3)}
         rsa_keys = {str(v): {"public_key": RsaKey().pem} for v in (1, 2)}

@@ -805,10 +805,11 @@ class AuthService:
         return True
 
     def verify_claims(
-        self, token: str, *, audience: str | None = None, token_type: str = ACCESS_TYPE
+        self, token: str, *, audience: str | None = None, token_type: str = ACCESS_TYPE, cached: bool = True
     ) -> dict[str, Any]:
-        """Synchronous verification against the cached keys (no I/O); see :meth:`verify_token`."""
-        return self.verifier.verify(token, audience=audience, token_type=token_type)
+        """Synchronous verification against the cached keys (no I/O); see :meth:`verify_token`.
+        ``cached=False`` checks the signature even of a token seen before."""
+        return self.verifier.verify(token, audience=audience, token_type=token_type, cached=cached)
 
     async def verify_token(
         self, token: str, *, audience: str | None = None, ip: str = "", request_id: str = ""

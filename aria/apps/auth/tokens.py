@@ -39,6 +39,7 @@ RSA_KID_PREFIX = "rsa-"
 ACCESS_TYPE = "at+jwt"
 ID_TYPE = "JWT"
 MAX_TOKEN_LENGTH = 8192
+MAX_VERIFIED_TOKENS = 4096  # tokens remembered as signature-checked (about 2 MB)
 _NUMBERS = (int, float)  # exact types: a JSON true is not a time
 
 
@@ -147,6 +148,10 @@ class TokenVerifier:
         self.revoked_jtis: set[str] = set()
         self.not_before: dict[str, float] = {}
         self._headers: dict[str, dict[str, Any]] = {}
+        # Tokens whose signature was checked: (token, type, audience) -> (key, claims). A client
+        # sends the same token on every request until it expires; the ECDSA check is then the
+        # bulk of the cost. A hit still re-checks the key and every claim (expiry, revocation).
+        self._verified: dict[tuple[str, str, str], tuple[Any, dict[str, Any]]] = {}
 
     def header(self, token: object) -> dict[str, Any]:
         """The token's (unverified) header, after the checks that need no key.
@@ -182,14 +187,31 @@ class TokenVerifier:
         return header
 
     def verify(
-        self, token: object, *, token_type: str = ACCESS_TYPE, audience: str | None = None
+        self,
+        token: object,
+        *,
+        token_type: str = ACCESS_TYPE,
+        audience: str | None = None,
+        cached: bool = True,
     ) -> dict[str, Any]:
-        """The verified claims of ``token``.
+        """The verified claims of ``token`` (shared with later calls: do not change them).
+
+        With ``cached``, a token whose signature this verifier already checked, under a key it
+        still holds, skips the signature check; every claim is checked again.
 
         Raises:
             InvalidToken: with the reason (bad signature, unknown key, expired, not yet valid,
                 wrong issuer, audience or type, revoked...).
         """
+        audience = audience or self.audience
+        if cached and type(token) is str:
+            hit = self._verified.get((token, token_type, audience))
+            if hit is not None:
+                key, claims = hit
+                kid = self.header(token).get("kid")
+                if self.ring.keys.get(kid) is key:  # type: ignore[arg-type]
+                    self.check_claims(claims, audience)
+                    return claims
         header = self.header(token)
         kid = header.get("kid")
         key = self.ring.keys.get(kid) if isinstance(kid, str) else None
@@ -204,7 +226,10 @@ class TokenVerifier:
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidToken(f"undecodable ({type(exc).__name__})") from None
         claims = decoded.claims
-        self.check_claims(claims, audience or self.audience)
+        self.check_claims(claims, audience)
+        if len(self._verified) >= MAX_VERIFIED_TOKENS:
+            self._verified.clear()  # cheap bound; the tokens in use come back on their next call
+        self._verified[(token, token_type, audience)] = (key, claims)  # type: ignore[index]
         return claims
 
     def check_claims(self, claims: Mapping[str, Any], audience: str) -> None:
