@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
-from prometheus_client import REGISTRY
 
 import aria
 from aria.apps.shape import corpus, decoding
@@ -179,45 +177,6 @@ class TestApi:
             assert status["generation"]["characters"] == 4 and status["model"].startswith("tiny@")
             with pytest.raises(ValueError, match=r"n must be 1\.\.1000, not 0"):
                 await shape.generate(n=0)
-
-    @pytest.mark.slow
-    async def test_a_training_run_started_through_the_app(
-        self, tiny_model_dir: Path, node_config: dict[str, Any]
-    ) -> None:
-        standalone = dataclasses.replace(APP, depends_on=())
-        shape_config = {
-            "model": str(tiny_model_dir),
-            "grpo_group_size": 2,
-            "grpo_prompts_per_step": 1,
-            "grpo_max_new_tokens": 12,
-            "device": "cpu",
-        }
-        async with aria.running(
-            apps=["shape"], config={**node_config, "shape": shape_config}, catalog=[standalone]
-        ) as system:
-            shape = system.whereis("aria_shape")
-            with pytest.raises(ValueError, match="unknown reward 'style'"):
-                await shape.start_training("style", steps=2)
-            run = await shape.start_training("validity,rules,plannable", steps=2, run="app-run")
-            with trio.fail_after(120):
-                status = await shape.wait_for_training(run)
-            assert status["done_steps"] == 2 and status["model"].endswith("app-run/model")
-            curve = await shape.reward_curve(run)
-            assert [m["step"] for m in curve] == [1, 2]
-            assert shape.status()["training"]["app-run"]["state"] == "done"
-        # The run's progress and reward curve reached the process's Prometheus registry.
-        sample = REGISTRY.get_sample_value
-        assert sample("aria_shape_training_step", {"run": "app-run"}) == 2
-        assert sample("aria_shape_training_steps_target", {"run": "app-run"}) == 2
-        assert (
-            sample("aria_shape_training_reward", {"run": "app-run", "reward": "total"}) == curve[-1]["reward"]
-        )
-        for name, value in curve[-1]["rewards"].items():
-            assert sample("aria_shape_training_reward", {"run": "app-run", "reward": name}) == value
-        assert sample("aria_shape_training_kl", {"run": "app-run"}) == curve[-1]["kl"]
-        assert sample("aria_shape_training_starts_total", {"run": "app-run", "kind": "fresh"}) == 1
-        assert sample("aria_shape_training_running", {"run": "app-run"}) == 0
-        assert sample("aria_shape_training_checkpoints_total", {"run": "app-run"}) >= 1
 
     async def test_an_unset_seed_is_drawn_and_recorded(self, tiny_model_dir: Path, data_dir: Path) -> None:
         api = ShapeApi(service_for(tiny_model_dir, data_dir))

@@ -114,6 +114,32 @@ class TestCheckpoints:
             assert torch.equal(expected, actual), name
         assert CheckpointStore(tmp_path / "b").steps() == [2, 4]
 
+    def test_a_checkpoint_packed_into_one_file_resumes_the_run_exactly(
+        self, tiny_tokenizer: Any, tmp_path: Path
+    ) -> None:
+        from aria.apps.shape.errors import TrainingFailed
+
+        straight = toy_trainer(tiny_tokenizer, steps=3)
+        straight.train()
+        first = CheckpointStore(tmp_path / "first")
+        toy_trainer(tiny_tokenizer, steps=2, store=first, checkpoint_every=2).train()
+        packed = first.pack(2, tmp_path / "step-2.safetensors")
+        elsewhere = CheckpointStore(tmp_path / "elsewhere")  # another node, a wiped disk
+        assert elsewhere.unpack(packed) == 2 and elsewhere.steps() == [2]
+        resumed = toy_trainer(tiny_tokenizer, steps=3, store=elsewhere)
+        assert resumed.resume() == 2
+        resumed.train()
+        assert [r.reward for r in resumed.history] == [r.reward for r in straight.history]
+        for (name, expected), (_, actual) in zip(
+            straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
+        ):
+            assert torch.equal(expected, actual), name
+        (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+        with pytest.raises(TrainingFailed, match=r"cannot read packed checkpoint .*junk\.safetensors"):
+            elsewhere.unpack(tmp_path / "junk.safetensors")
+        with pytest.raises(TrainingFailed, match=r"cannot pack checkpoint .*step-000007"):
+            first.pack(7, tmp_path / "step-7.safetensors")
+
     def test_a_checkpoint_that_does_not_fit_is_refused(self, tiny_tokenizer: Any, tmp_path: Path) -> None:
         from aria.apps.shape.errors import TrainingFailed
         from aria.apps.shape.model import random_model, tiny_config

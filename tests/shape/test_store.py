@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 import trio
+from prometheus_client import REGISTRY
 
 import aria
 from aria.apps.queue.api import FINISHED, Job, Snooze
 from aria.apps.shape.api import BatchNotFound, CharacterNotFound, ModelUnavailable, ShapeApi
+from aria.apps.shape.checkpoints import CONTENT_TYPE
 from aria.apps.shape.rules import validate
 from aria.apps.shape.service import ShapeService
 from aria.apps.shape.settings import ShapeSection
@@ -156,3 +159,60 @@ class TestStoredCharacters:
             assert "age.species_range at age: elf age must be 100..750, not 20" in batch["error"]
             job = await job_when_finished(batch["job_id"])
             assert job.state == "discarded" and job.attempt == 1  # retrying cannot help: not retried
+
+
+class TestCatalogedCheckpoints:
+    async def test_checkpoints_go_to_the_asset_catalogue_and_a_run_resumes_from_there(
+        self, node_dir: Path, tiny_model_dir: Path
+    ) -> None:
+        config = node_config(
+            node_dir,
+            tiny_model_dir,
+            grpo_group_size=2,
+            grpo_prompts_per_step=1,
+            grpo_max_new_tokens=12,
+            grpo_checkpoint_every=1,
+        )
+        async with aria.running(apps=["aria_shape"], config=config):
+            shape = await shape_api()
+            storage = aria.whereis("aria_storage")
+            with pytest.raises(ValueError, match="unknown reward 'style'"):
+                await shape.start_training("style", steps=2)
+            run = await shape.start_training("validity,rules,plannable", steps=3, run="cat-run")
+            with pytest.raises(ValueError, match="training run 'cat-run' is running already"):
+                await shape.start_training("validity,rules,plannable", steps=3, run="cat-run")
+            with trio.fail_after(WAIT):
+                status = await shape.wait_for_training(run)
+            assert status["done_steps"] == 3 and status["checkpoints"] == [2, 3]
+            assert status["model"].endswith("cat-run/model")
+            assert shape.status()["training"]["cat-run"]["state"] == "done"
+            # Progress and the reward curve reached the process's Prometheus registry (aria_monitor's).
+            curve = await shape.reward_curve(run)
+            sample = REGISTRY.get_sample_value
+            labels = {"run": "cat-run"}
+            assert sample("aria_shape_training_step", labels) == 3
+            assert sample("aria_shape_training_steps_target", labels) == 3
+            assert sample("aria_shape_training_reward", {**labels, "reward": "total"}) == curve[-1]["reward"]
+            for name, value in curve[-1]["rewards"].items():
+                assert sample("aria_shape_training_reward", {**labels, "reward": name}) == value
+            assert set(curve[-1]["rewards"]) == {"validity", "rules", "plannable"}
+            assert sample("aria_shape_training_kl", labels) == curve[-1]["kl"]
+            assert sample("aria_shape_training_starts_total", {**labels, "kind": "fresh"}) == 1
+            assert sample("aria_shape_training_checkpoints_total", labels) == 3
+            assert sample("aria_shape_training_running", labels) == 0
+            assets = await storage.list_assets("shape-grpo-cat-run")
+            assert sorted(int(a["version"]) for a in assets) == [2, 3]  # the newest two, like the run's
+            assert {a["content_type"] for a in assets} == {CONTENT_TYPE}
+
+            # The run's directory is lost (another node, a wiped disk): it resumes from the catalogue.
+            shutil.rmtree(node_dir / "shape" / "runs" / "cat-run" / "checkpoints")
+            run = await shape.start_training("validity,rules,plannable", steps=5, run="cat-run")
+            with trio.fail_after(WAIT):
+                status = await shape.wait_for_training(run)
+            assert shape.status()["training"]["cat-run"]["resumed_from"] == 3
+            assert sample("aria_shape_training_starts_total", {**labels, "kind": "resumed"}) == 1
+            assert sample("aria_shape_training_step", labels) == 5
+            assert status["done_steps"] == 5 and status["checkpoints"] == [4, 5]
+            assets = await storage.list_assets("shape-grpo-cat-run")
+            assert sorted(int(a["version"]) for a in assets) == [4, 5]
+            assert [m["step"] for m in await shape.reward_curve(run)] == [1, 2, 3, 4, 5]

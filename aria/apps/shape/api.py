@@ -46,6 +46,7 @@ from aria.apps.shape.rules import RULES, Violation, validate
 from aria.apps.shape.schema import SCHEMA_VERSION, character_schema, constrained_schema
 from aria.apps.shape.service import ShapeService
 from aria.apps.shape.training import grpo_settings, prepare_run, read_metrics, run_status, training_child
+from aria.errors import ServiceError
 from aria.supervisor import DynamicSupervisor
 
 if TYPE_CHECKING:
@@ -97,6 +98,9 @@ class ShapeApi:
         database: aria_data's API (None: nothing is stored, batches are unavailable).
         queue: aria_queue's API (None: batches are unavailable).
         auth: aria_auth's API, for the WebSocket route's permission check (None: refused).
+        storage: aria_storage's API: training checkpoints are mirrored into its asset catalogue
+            (None: they stay in the run's directory only).
+        nursery: Where background work runs (mirroring checkpoints); needed with ``storage``.
     """
 
     implemented = True
@@ -109,11 +113,18 @@ class ShapeApi:
         database: Any = None,
         queue: Any = None,
         auth: Any = None,
+        storage: Any = None,
+        nursery: trio.Nursery | None = None,
     ) -> None:
         self.service = service
         self.database = database
         self.queue = queue
         self.auth = auth
+        self.storage = storage if nursery is not None else None
+        self._nursery = nursery
+        self._mirrors: dict[str, trio.MemorySendChannel[tuple[str, int]]] = {}
+        self._active_runs: set[str] = set()
+        self._starts = 0
         self._trainers = trainers
         self._limiter = trio.CapacityLimiter(1)
         self._progress: dict[str, dict[str, Any]] = {}
@@ -597,6 +608,8 @@ class ShapeApi:
         if steps < 1:
             raise ValueError(f"steps must be at least 1, not {steps}")
         name = run or f"run-{secrets.token_hex(4)}"
+        if name in self._active_runs:
+            raise ValueError(f"training run {name!r} is running already")
         settings = self.service.settings
         make_rewards(rewards, diversity_window=settings.grpo_diversity_window)  # before any model work
         model = await trio.to_thread.run_sync(self.service.model_name, limiter=self._limiter)
@@ -613,7 +626,22 @@ class ShapeApi:
         self._progress[name] = {"state": "starting", "step": 0, "steps": steps}
         metrics.TRAINING_STEPS.labels(name).set(steps)
         self._finished[name] = trio.Event()
-        await trainers.start_child(training_child(run_dir, id=f"grpo-{name}", on_line=self._on_line(name)))
+        self._start_mirror(name, run_dir)
+        self._active_runs.add(name)
+        self._starts += 1  # the process's exit is reported after its last line: ids must not clash
+        try:
+            await trainers.start_child(
+                training_child(
+                    run_dir,
+                    id=f"grpo-{name}-{self._starts}",
+                    on_line=self._on_line(name),
+                    before_start=self._restorer(name, run_dir),
+                    on_finish=lambda outcome, detail: self._run_finished(name, outcome, detail),
+                )
+            )
+        except BaseException:
+            self._active_runs.discard(name)
+            raise
         return name
 
     def _on_line(self, name: str) -> Callable[[str, str], None]:
@@ -631,15 +659,98 @@ class ShapeApi:
             kind = event.get("event")
             if kind == "step":
                 entry.update(state="training", step=event["step"], reward=event["reward"], kl=event["kl"])
-            elif kind in ("done", "interrupted", "started"):
-                entry["state"] = {"started": "training"}.get(kind, kind)
-            if kind == "done" and name in self._finished:
-                self._finished[name].set()
+            elif kind == "started":
+                entry.update(state="training", resumed_from=event.get("resumed_from", 0))
+            elif kind in ("done", "interrupted"):
+                entry["state"] = kind
+            if kind == "checkpoint":
+                self._mirror_event(name, kind, int(event["step"]))
 
         return on_line
 
+    def _run_finished(self, name: str, outcome: str, detail: str) -> None:
+        """The run's process is gone for good (done, or given up after repeated crashes)."""
+        self._active_runs.discard(name)
+        if outcome != "done":
+            self._progress.setdefault(name, {}).update(state=outcome, error=detail)
+        metrics.TRAINING_RUNNING.labels(name).set(0)
+        self._mirror_event(name, "finished", 0)
+
+    def _start_mirror(self, name: str, run_dir: Path) -> None:
+        """Start the task that mirrors run ``name``'s checkpoints into the catalogue (in order,
+        then marks the run finished); without it, the run is marked finished when its process ends."""
+        previous = self._mirrors.pop(name, None)
+        if previous is not None:
+            previous.close()
+        if self._nursery is None:
+            return
+        sender, receiver = trio.open_memory_channel[tuple[str, int]](math.inf)
+        self._mirrors[name] = sender
+        self._nursery.start_soon(self._mirror, name, run_dir, receiver)
+
+    def _mirror_event(self, name: str, kind: str, step: int) -> None:
+        sender = self._mirrors.get(name)
+        if sender is None:
+            if kind == "finished" and name in self._finished:
+                self._finished[name].set()
+            return
+        try:
+            sender.send_nowait((kind, step))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self._log.warning("a training event arrived after its run's mirror stopped", run=name, event=kind)
+
+    async def _mirror(
+        self, name: str, run_dir: Path, receiver: trio.MemoryReceiveChannel[tuple[str, int]]
+    ) -> None:
+        from aria.apps.shape.checkpoints import CatalogCheckpoints, StorageError
+        from aria.apps.shape.grpo import CheckpointStore
+
+        catalog = None
+        if self.storage is not None:
+            catalog = CatalogCheckpoints(self.storage, name, CheckpointStore(run_dir / "checkpoints"))
+        async with receiver:
+            async for kind, step in receiver:
+                if kind == "finished":  # after every checkpoint line of the run: all were handled
+                    if name in self._finished:
+                        self._finished[name].set()
+                    return
+                if catalog is None:
+                    continue
+                try:
+                    uploaded = await catalog.upload(step)
+                except (StorageError, ShapeError, ServiceError) as exc:
+                    self._log.warning(
+                        "a checkpoint was not put into the asset catalogue; it stays in the run's directory",
+                        run=name,
+                        step=step,
+                        error=str(exc),
+                    )
+                    continue
+                if uploaded:
+                    self._progress.setdefault(name, {})["catalogued_step"] = step
+
+    def _restorer(self, name: str, run_dir: Path) -> Callable[[], Awaitable[None]]:
+        async def restore() -> None:
+            if self.storage is None:
+                return
+            from aria.apps.shape.checkpoints import CatalogCheckpoints, StorageError
+            from aria.apps.shape.grpo import CheckpointStore
+
+            catalog = CatalogCheckpoints(self.storage, name, CheckpointStore(run_dir / "checkpoints"))
+            try:
+                await catalog.restore()
+            except (StorageError, ShapeError, ServiceError) as exc:
+                self._log.warning(
+                    "the newest catalogued checkpoint could not be restored; resuming from local ones",
+                    run=name,
+                    error=str(exc),
+                )
+
+        return restore
+
     async def wait_for_training(self, run: str) -> dict[str, Any]:
-        """Wait until a run started by this handle has finished; return its :meth:`training_status`.
+        """Wait until a run started by this handle has finished (and its last checkpoint is in the
+        asset catalogue) or was given up; return its :meth:`training_status`.
 
         Raises:
             ValueError: if this handle did not start ``run``.

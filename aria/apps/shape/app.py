@@ -31,9 +31,9 @@ def build(context: AppContext) -> list[ChildSpec]:
     service = ShapeService(context.settings, context.data_dir)
     holder: dict[str, DynamicSupervisor] = {}
     # Each is None when this app runs without it (a catalogue that leaves the dependency out).
-    database, queue, auth = (
+    database, queue, auth, storage = (
         context.api(name) if name in context.app.depends_on else None
-        for name in ("aria_data", "aria_queue", "aria_auth")
+        for name in ("aria_data", "aria_queue", "aria_auth", "aria_storage")
     )
 
     async def run_trainers(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -48,12 +48,21 @@ def build(context: AppContext) -> list[ChildSpec]:
             from aria.apps.shape.store import MIGRATIONS
 
             await database.migrate("aria_shape", MIGRATIONS)
-        api = ShapeApi(service, lambda: holder.get("trainers"), database=database, queue=queue, auth=auth)
-        context.log.info(
-            "aria_shape ready; the model loads on first use", model=context.settings.model or "default"
-        )
-        task_status.started(api)
-        await trio.sleep_forever()
+        async with trio.open_nursery() as nursery:  # checkpoint mirroring runs here
+            api = ShapeApi(
+                service,
+                lambda: holder.get("trainers"),
+                database=database,
+                queue=queue,
+                auth=auth,
+                storage=storage,
+                nursery=nursery,
+            )
+            context.log.info(
+                "aria_shape ready; the model loads on first use", model=context.settings.model or "default"
+            )
+            task_status.started(api)
+            await trio.sleep_forever()
 
     return [
         ChildSpec(id="trainers", start=run_trainers, type=ChildType.SUPERVISOR),

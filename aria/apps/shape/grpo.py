@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from aria.apps.shape import corpus, decoding
@@ -78,6 +79,11 @@ class StepReport:
         return data
 
 
+#: The metadata ``format`` of a checkpoint packed into one file, and its state's tensor name.
+PACKED_FORMAT = "aria-grpo-checkpoint-1"
+PACKED_STATE = "state.json"
+
+
 def _seed(*parts: object) -> int:
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
@@ -86,9 +92,12 @@ def _seed(*parts: object) -> int:
 class CheckpointStore:
     """Checkpoints of one run in a local directory: ``step-<n>/`` with safetensors and a JSON state.
 
-    This is the seam to aria_storage's asset catalogue: a store there needs the same four methods.
-    Each checkpoint is written to a temporary directory and renamed, so a crash mid-write leaves
-    the previous checkpoint intact; only the newest ``keep`` are kept.
+    The trainer (in its own process) saves and resumes here. On a node, aria_shape mirrors each
+    checkpoint into aria_storage's asset catalogue as one packed file (:meth:`pack`) and, before a
+    run (re)starts, restores the catalogue's newest one if this directory lacks it (:meth:`unpack`;
+    see :class:`aria.apps.shape.checkpoints.CatalogCheckpoints`). Each checkpoint is written to a
+    temporary directory and renamed, so a crash mid-write leaves the previous checkpoint intact;
+    only the newest ``keep`` are kept.
     """
 
     def __init__(self, directory: Path, keep: int = 2) -> None:
@@ -139,9 +148,77 @@ class CheckpointStore:
                     f"checkpoint {path} does not fit the model: missing {missing}, unexpected {unexpected}"
                 )
             _load_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
             raise TrainingFailed(f"cannot load checkpoint {path}: {exc}") from exc
         return state
+
+    def pack(self, step: int, target: Path) -> Path:
+        """Write checkpoint ``step`` as one safetensors file at ``target`` (what goes into the asset
+        catalog): the model's tensors under ``model/``, the optimiser's under ``optimizer/`` and
+        ``state.json`` as bytes. Written to a temporary name and renamed.
+
+        Raises:
+            TrainingFailed: if the checkpoint is missing or unreadable.
+        """
+        path = self.path(step)
+        try:
+            tensors = {f"model/{k}": v for k, v in load_file(str(path / "model.safetensors")).items()}
+            tensors.update(
+                {f"optimizer/{k}": v for k, v in load_file(str(path / "optimizer.safetensors")).items()}
+            )
+            state = (path / "state.json").read_bytes()
+            tensors[PACKED_STATE] = torch.frombuffer(bytearray(state), dtype=torch.uint8)
+            staging = target.with_name(f".{target.name}.partial")
+            save_file(tensors, str(staging), metadata={"format": PACKED_FORMAT, "step": str(step)})
+            staging.rename(target)
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+            raise TrainingFailed(f"cannot pack checkpoint {path}: {exc}") from exc
+        return target
+
+    def unpack(self, source: Path) -> int:
+        """Add the checkpoint packed in ``source`` (see :meth:`pack`) to this store; return its step.
+
+        Raises:
+            TrainingFailed: if ``source`` is not a packed checkpoint.
+        """
+        step, parts, state = _read_packed(source)
+        try:
+            staging = self.directory / f".step-{step:06d}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            save_file(parts["model"], str(staging / "model.safetensors"))
+            save_file(parts["optimizer"], str(staging / "optimizer.safetensors"))
+            (staging / "state.json").write_bytes(state)
+            shutil.rmtree(self.path(step), ignore_errors=True)
+            staging.rename(self.path(step))
+        except OSError as exc:
+            raise TrainingFailed(f"cannot unpack checkpoint {source} into {self.directory}: {exc}") from exc
+        return step
+
+
+def _read_packed(source: Path) -> tuple[int, dict[str, dict[str, torch.Tensor]], bytes]:
+    """(step, {"model": tensors, "optimizer": tensors}, state.json bytes) of a packed checkpoint."""
+    try:
+        with safe_open(str(source), framework="pt") as packed:
+            metadata = packed.metadata() or {}
+        tensors = load_file(str(source))
+        state = bytes(tensors.pop(PACKED_STATE).numpy())
+        step = int(metadata.get("step", -1))
+        recorded = json.loads(state).get("step")
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        raise TrainingFailed(f"cannot read packed checkpoint {source}: {exc}") from exc
+    if metadata.get("format") != PACKED_FORMAT or recorded != step:
+        raise TrainingFailed(
+            f"{source} is not a packed GRPO checkpoint (format {metadata.get('format')!r}, "
+            f"step {metadata.get('step')!r}, its state's step {recorded!r})"
+        )
+    parts: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optimizer": {}}
+    for name, tensor in tensors.items():
+        part, _, key = name.partition("/")
+        if part not in parts:
+            raise TrainingFailed(f"{source}: unexpected tensor {name!r} in a packed checkpoint")
+        parts[part][key] = tensor
+    return step, parts, state
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

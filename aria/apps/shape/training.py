@@ -19,7 +19,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +118,17 @@ def training_child(
     env: dict[str, str] | None = None,
     significant: bool = False,
     max_crashes: int = 3,
+    before_start: Callable[[], Awaitable[None]] | None = None,
+    on_finish: Callable[[str, str], None] | None = None,
 ) -> ChildSpec:
     """A supervised OS-process child that trains ``run_dir`` to the end (transient).
 
     ``significant`` lets a supervisor with ``auto_shutdown`` stop when the run is done (the CLI).
     After ``max_crashes`` abnormal exits the run is given up (logged, and the child returns
     normally), so a run that cannot succeed never drives its supervisor to escalate.
+    ``before_start`` is awaited before each start of the process (the node restores the newest
+    catalogued checkpoint there); ``on_finish(outcome, detail)`` is called once the run's process
+    is gone for good: ``("done", "")`` or ``("given up", last error)``.
 
     Built with :func:`aria.supervisor.process_child`; its start function is wrapped so that exit
     status 0 (the run finished) is a normal exit, which a transient child is not restarted after,
@@ -143,10 +148,14 @@ def training_child(
 
     async def run_to_completion(*args: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         nonlocal crashes
+        if before_start is not None:
+            await before_start()
         try:
             await spec.start(*args, task_status=task_status)
         except ChildProcessExited as exc:
             if exc.returncode == 0:
+                if on_finish is not None:
+                    on_finish("done", "")
                 return
             crashes += 1
             if crashes >= max_crashes:
@@ -156,6 +165,8 @@ def training_child(
                     crashes=crashes,
                     last_error=str(exc),
                 )
+                if on_finish is not None:
+                    on_finish("given up", str(exc))
                 return
             raise
 
