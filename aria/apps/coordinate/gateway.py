@@ -55,9 +55,9 @@ class GatewayApp(QuartTrio):
         attempts = self.retries + 1 if request.method in IDEMPOTENT else 1
         for attempt in range(attempts):
             try:
-                with trio.fail_after(self.request_timeout):
+                # A bare CancelScope: trio.fail_after's context-manager wrapper costs more per request.
+                with trio.CancelScope(deadline=trio.current_time() + self.request_timeout):
                     return await super().dispatch_request(request_context)
-            except trio.TooSlowError:
                 g.failed_app = True
                 return error_response(
                     504, "timeout", f"the request took longer than {self.request_timeout:g} s"

@@ -121,8 +121,8 @@ class MonitorService:
         return bytes(generate_latest(REGISTRY))
 
     def status(self) -> dict[str, Any]:
-        ready, not_ready = self.readiness()
-        return {"ready": ready, "not_ready": not_ready, "samples": len(self.latest)}
+        # Not readiness(): status() is itself part of the tree snapshot readiness() walks.
+        return {"samples": len(self.latest), "sample_interval": self.settings.sample_interval}
 
     async def health(self) -> dict[str, Any]:
         ready, not_ready = self.readiness()
