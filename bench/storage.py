@@ -1,6 +1,6 @@
 """aria_storage figures: ``aria storage make``/``extract`` against ``casync make``/``extract``.
 
-Run: ``.venv/bin/python bench/storage.py [--size-mib 256] [--rounds 3] [--memory-gib 1]``
+Run: ``.venv/bin/python -m bench.storage [--size-mib 256] [--rounds 3] [--memory-gib 1]``
 
 Makes a test file (half random bytes, half random pieces repeated 2 to 5 times, so chunks repeat),
 then, in the same run and alternating the order, times each tool's ``make`` into an empty local
@@ -10,6 +10,10 @@ time over aria's: at least 1.0 means aria is at least as fast. Wall time is what
 depends on what else the machine runs); CPU time (user + system) is what the work costs. Then the
 peak memory (max RSS of the process) of each tool's make and extract of a larger file. Needs casync
 (Debian package ``casync``).
+
+Before timing, aria's modules are compiled to bytecode (``compileall``), as an installed aria has
+them: with ``PYTHONDONTWRITEBYTECODE`` set, an editable checkout would otherwise recompile its own
+modules on every start. The chunker's boundary scan (C extension, or the numpy fallback) is printed.
 
 Targets (issue #5): aria at least as fast as casync for make and extract; peak memory under
 200 MiB for a 1 GiB file.
@@ -191,7 +195,12 @@ def main() -> None:
         # Not an error for `make bench`, which runs every bench in turn: say why nothing was measured.
         print("casync is not installed (Debian package casync), the peer this bench measures: skipped")
         return
+    import aria
+    from aria.apps.storage.chunker import SCANNER
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(aria.__file__).parent)], check=True)
     print(f"cores available: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f}")
+    print(f"aria's boundary scan: {SCANNER}")
     with tempfile.TemporaryDirectory(prefix="aria-bench-storage-") as directory:
         work = Path(directory)
         speed(work, arguments.size_mib * MIB, arguments.rounds)
