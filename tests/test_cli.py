@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ARIA = [sys.executable, "-m", "aria.cli"]
@@ -64,6 +66,16 @@ class TestStartAndStop:
     def test_banner_status_and_sigterm(self, node: Node, data_dir: Path) -> None:
         assert "14 apps ready" in node.banner[0]
         assert any(str(data_dir) in line for line in node.banner)
+        labelled = (line.partition(":") for line in node.banner[1:-1])
+        shown = {label.strip(): text.strip() for label, _, text in labelled}
+        dashboard = shown["dashboard"]
+        ca_file = shown["local CA"].split()[0]  # "<path>  (trust it ...)"
+        setup = shown["first start"].split()[-1]  # "create the admin account at <url>"
+        assert dashboard.startswith("https://127.0.0.1:") and setup.startswith(dashboard + "setup?token=")
+        context = ssl.create_default_context(cafile=ca_file)
+        page = httpx.get(setup, verify=context, timeout=WAIT)
+        assert page.status_code == 200 and "<form" in page.text  # the one-time admin account form
+        assert httpx.get(dashboard + "setup?token=wrong", verify=context, timeout=WAIT).status_code == 404
         status = aria(data_dir, "status")
         assert status.returncode == 0, status.stderr
         lines = status.stdout.splitlines()

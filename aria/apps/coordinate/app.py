@@ -38,6 +38,9 @@ ROUTED = (
 )
 
 
+BANNER_LABELS = ("dashboard:", "local CA:", "first start:")
+
+
 class CoordinateSection(Section):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8443, ge=0, le=65535, description="Port to listen on (0: any free one).")
@@ -146,12 +149,16 @@ def build(context: AppContext) -> list[ChildSpec]:
             gateway.openapi["servers"] = [{"url": url}]
             service = GatewayService(gateway, url, ca_file)
             (await auth.get()).gateway_listening(service)  # the OAuth issuer follows this URL
-            context.system.banner_lines.append(f"dashboard:      {url}/")
+            banner = [f"dashboard:      {url}/"]
+            if ca_file is not None:
+                banner.append(f"local CA:       {ca_file}  (trust it to skip the browser's warning)")
             if not await auth.principals(kind="user"):
                 gateway.setup_token = secrets.token_urlsafe(24)
-                context.system.banner_lines.append(
-                    f"first start:    create the admin account at {url}/setup?token={gateway.setup_token}"
-                )
+                setup = f"{url}/setup?token={gateway.setup_token}"
+                banner.append(f"first start:    create the admin account at {setup}")
+            # After a restart the lines of the previous instance (URL, setup token) are stale.
+            lines = context.system.banner_lines
+            lines[:] = [line for line in lines if not line.startswith(BANNER_LABELS)] + banner
             context.log.info("gateway listening", url=url, apps=sorted(routes), tls=settings.tls)
             task_status.started(service)
             await trio.sleep_forever()
