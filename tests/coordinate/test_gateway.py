@@ -195,6 +195,10 @@ class TestMonitor:
         assert "aria_openbao_sealed 0.0" in text
         assert "aria_db_pool_connections{" in text
         assert "process_resident_memory_bytes" in text
+        assert 'aria_storage_bytes{kind="stored_bytes"}' in text
+        assert "aria_storage_dedup_ratio " in text
+        assert "aria_queue_job_duration_seconds" in text
+        assert "aria_queue_depth{" in text or "# TYPE aria_queue_depth gauge" in text
 
     async def test_readiness_names_what_is_not_ready(self, node: Node) -> None:
         async with node.client() as client:

@@ -77,7 +77,8 @@ class SystemCollector(Collector):
             "aria_storage_bytes", "Bytes in the default chunk store.", labels=["kind"]
         )
         for kind, value in latest.get("storage", {}).items():
-            storage.add_metric([kind], float(value))
+            if kind.endswith("bytes"):  # the catalog exports its counts and dedup ratio itself
+                storage.add_metric([kind], float(value))
         yield storage
 
 
