@@ -44,6 +44,7 @@ def _keep_freed_memory() -> None:
     except (OSError, AttributeError):
         pass
 
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _STORE = click.option(
