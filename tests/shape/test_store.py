@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -21,6 +25,7 @@ from tests.shape.conftest import needs_xgrammar, node_config
 
 pytestmark = needs_xgrammar
 WAIT = 120
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def shape_api() -> ShapeApi:
@@ -216,3 +221,90 @@ class TestCatalogedCheckpoints:
             assets = await storage.list_assets("shape-grpo-cat-run")
             assert sorted(int(a["version"]) for a in assets) == [4, 5]
             assert [m["step"] for m in await shape.reward_curve(run)] == [1, 2, 3, 4, 5]
+
+
+class SecondNode:
+    """Another Aria process running aria_shape on this node's database (see node_process.py),
+    from a copy of the template node (whose aria_security holds the database's password)."""
+
+    def __init__(self, template: Path, data_dir: Path) -> None:
+        self.template = template
+        self.base = Path(f"{data_dir}-second")
+        self.process: subprocess.Popen[str] | None = None
+
+    async def start(self, shape: dict[str, Any]) -> None:
+        await trio.run_process(["cp", "-a", str(self.template), str(self.base)])
+        address = aria.whereis("aria_data").status()["address"]
+        args = [
+            sys.executable,
+            "-m",
+            "tests.shape.node_process",
+            str(self.base),
+            f"postgresql://aria@{address}/aria",
+            json.dumps(shape),
+        ]
+        # A plain Popen: the child lives across awaits and is read from a worker thread.
+        self.process = subprocess.Popen(  # noqa: ASYNC220
+            args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.process.stdout is not None
+        with trio.fail_after(WAIT):
+            line = await trio.to_thread.run_sync(self.process.stdout.readline)
+        assert line.strip() == "ready"
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no clean-up, no goodbye to the queue
+        await trio.to_thread.run_sync(self.process.wait)
+
+    def close(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+
+
+class TestQueueRescue:
+    async def test_a_batch_survives_kill_9_of_the_process_generating_it(
+        self, node_template: Path, node_dir: Path, tiny_model_dir: Path
+    ) -> None:
+        settings = {"model": str(tiny_model_dir), "device": "cpu", "batch_size": 2}
+        config = node_config(node_dir, **settings)
+        config["queue"]["node_timeout"] = 4.0  # as the second process's (see node_process.py)
+        async with aria.running(apps=["aria_shape"], config=config):
+            shape = await shape_api()
+            shape.queue.pause("ai_generation")  # the job must start in the second process
+            second = SecondNode(node_template, node_dir)
+            try:
+                await second.start(settings)
+                queued = await shape.submit(prompt="a wary gnome", n=6, seed=21)
+                # Once the second process has stored its first chunk (of three), kill it mid-batch.
+                with trio.fail_after(WAIT):
+                    while (await shape.batch(queued["id"]))["done"] == 0:  # noqa: ASYNC110 - rows of another process
+                        await trio.sleep(0.05)
+                await second.kill()
+            finally:
+                second.close()
+            midway = await shape.batch(queued["id"])
+            assert midway["state"] == "running" and 0 < midway["done"] < 6
+            job = await aria.whereis("aria_queue").get_job(queued["job_id"])
+            assert job.state == "executing" and job.attempted_by.startswith("second/")
+
+            # This node's lifeline rescues the job of the silent process; the batch continues here.
+            shape.queue.resume("ai_generation")
+            with trio.fail_after(WAIT):
+                batch = await shape.wait_for_batch(queued["id"])
+            job = await job_when_finished(queued["job_id"])
+            assert batch["state"] == "completed" and batch["done"] == 6 and batch["runs"] == 2
+            assert job.state == "completed" and job.attempt == 2, [e["error"] for e in job.errors]
+            assert "stopped its heartbeat" in job.errors[-1]["error"]
+            before = batch["stats"]["stored_before"]
+            assert before >= midway["done"] and batch["stats"]["resumed_chunks"] == before // 2
+            stored = await shape.results(queued["id"])
+            assert [s["meta"]["index"] for s in stored] == list(range(6))
+            # Made by two processes, they are what one process makes from the same records.
+            for made_there_or_here in (stored[0], stored[-1]):
+                again = await shape.reproduce(made_there_or_here["id"])
+                assert again.character == made_there_or_here["character"]
