@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -420,3 +421,31 @@ class TestEngineChoice:
 
         with pytest.raises(EngineError, match="must not contain a password"):
             ExternalEngine("postgresql://aria:secret@db:5432/aria")
+
+    def test_a_dead_postmaster_not_yet_reaped_leaves_no_lock_behind(self, tmp_path: Path) -> None:
+        """kill -9 of the whole node, started again at once: the old postmaster may still be a zombie
+        (its parent was killed; init reaps it later), and PostgreSQL's kill(pid, 0) check would take
+        its postmaster.pid for a live server. A live postmaster's lock is left alone."""
+        from aria.apps.data.engines import PostgresEngine, find_postgres_binaries
+        from aria.config import load
+
+        binaries = find_postgres_binaries()
+        if binaries is None:
+            pytest.skip("PostgreSQL's binaries are not installed")
+        engine = PostgresEngine(load(environ={}).data, tmp_path, binaries)
+        engine.cluster.mkdir(parents=True)
+        lock_file = engine.cluster / "postmaster.pid"
+        live = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        try:
+            lock_file.write_text(f"{live.pid}\n{engine.cluster}\n")
+            engine._clear_stale_postmaster()
+            assert lock_file.exists()  # a running process: not ours to touch
+        finally:
+            live.kill()
+        # Wait for its exit without reaping it (WNOWAIT): a zombie, as the postmaster of a node
+        # killed with -9 is until init reaps it.
+        os.waitid(os.P_PID, live.pid, os.WEXITED | os.WNOWAIT)
+        assert Path(f"/proc/{live.pid}").exists()
+        engine._clear_stale_postmaster()
+        assert not lock_file.exists()
+        live.wait()

@@ -281,9 +281,12 @@ class PostgresEngine(Engine):
     def _clear_stale_postmaster(self) -> None:
         """After a kill -9 of the postmaster its backends linger briefly and keep its shared memory,
         which blocks a new start. They share its process group (it ran in a session of its own):
-        kill them and wait until none is left alive (zombies hold no shared memory)."""
+        kill them and wait until none is left alive (zombies hold no shared memory). A postmaster
+        that is a zombie not yet reaped (a slow init) still passes PostgreSQL's own ``kill(pid, 0)``
+        check of ``postmaster.pid``; once its group is gone the lock file is removed for it."""
+        lock_file = self.cluster / "postmaster.pid"
         try:
-            pid = int((self.cluster / "postmaster.pid").read_text().split()[0])
+            pid = int(lock_file.read_text().split()[0])
         except (FileNotFoundError, ValueError, IndexError):
             return
         if _process_alive(pid):
@@ -300,6 +303,8 @@ class PostgresEngine(Engine):
                     f"processes {members} of a killed PostgreSQL on {self.cluster} did not exit"
                 )
             time.sleep(0.02)
+        if Path(f"/proc/{pid}").exists():  # a zombie: dead, but its pid still answers kill(pid, 0)
+            lock_file.unlink(missing_ok=True)
 
     async def _admin(self, loop: Any, secrets: AppSecrets) -> asyncpg.Connection:
         superuser_password = await stored_password(secrets, "db/superuser-password")
