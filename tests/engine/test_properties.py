@@ -129,3 +129,48 @@ def test_copy_on_write_children_never_change_their_parent(
     for name in variables:
         if name not in touched:
             assert getattr(child, name) is getattr(parent, name)  # untouched variables are shared
+
+
+# One step of an action on a copy-on-write child: write an atomic value, write a list, append to a
+# list held in a variable, replace a variable, delete a key, or only read.
+_steps = st.tuples(
+    st.sampled_from(["write", "write_list", "append", "replace", "delete", "read"]),
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(0, 3),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    actions=st.lists(
+        st.tuples(st.lists(_steps, max_size=4), st.sets(st.sampled_from(["a", "b", "c"]))),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_chains_of_children_never_change_an_earlier_state(
+    actions: list[tuple[list[tuple[str, str, int]], set[str]]],
+) -> None:
+    """Whatever actions do to their child (flat dicts, lists written into them and appended to later,
+    eagerly or lazily copied variables), no earlier state of the chain changes."""
+    state = State("s0", a={0: "x", 1: "y"}, b={0: True}, c={0: (1, 2)}, n=0)
+    history: list[tuple[State, str]] = []
+    for steps, copy_now in actions:
+        history.append((state, json.dumps(state_to_json(state), sort_keys=True)))
+        child = cow_child(state, frozenset(copy_now))
+        for what, variable, key in steps:
+            bindings = getattr(child, variable)
+            if what == "write":
+                bindings[key] = f"v{key}"
+            elif what == "write_list":
+                bindings[key] = [key]
+            elif what == "append" and isinstance(bindings.get(key), list):
+                bindings[key].append("more")
+            elif what == "replace":
+                setattr(child, variable, {key: "fresh"})
+            elif what == "delete":
+                bindings.pop(key, None)
+        state = seal(child)
+        for earlier, snapshot in history:
+            assert json.dumps(state_to_json(earlier), sort_keys=True) == snapshot
+        assert all(type(getattr(state, v)) is dict for v in ("a", "b", "c"))  # plain dicts once sealed

@@ -7,7 +7,8 @@ import pickle
 
 import pytest
 
-from aria.apps.engine.errors import SerializationError
+from aria.apps.engine.domain import Domain
+from aria.apps.engine.errors import DomainError, SerializationError
 from aria.apps.engine.planner import Planner
 from aria.apps.engine.serialize import state_from_json, todo_from_json, value_to_json
 from aria.apps.engine.state import State, cow_child, seal
@@ -26,8 +27,25 @@ class TestState:
         assert state != copied
         assert copy.deepcopy(state) == state
         assert pickle.loads(pickle.dumps(state)) == state
-        with pytest.raises(AttributeError, match="state 's' has no state variable 'where'"):
+        with pytest.raises(AttributeError, match="'where'"):
             _ = state.where
+
+    def test_a_missing_variable_read_while_planning_is_named(self) -> None:
+        domain = Domain("missing_variable")
+
+        def look(state: State) -> State:
+            _ = state.where["x"]
+            return state
+
+        def m_look(state: State) -> list[tuple[str]]:
+            return [("look",)] if state.where else []
+
+        domain.declare_actions(look)
+        domain.declare_task_methods("peek", m_look)
+        with pytest.raises(DomainError, match=r"action \('look',\) raised AttributeError: state 's' has no"):
+            Planner(domain).plan(State("s", cash=1), [("look",)])
+        with pytest.raises(DomainError, match=r"m_look .* raised AttributeError: state 's' has no state"):
+            Planner(domain).plan(State("s", cash=1), [("peek",)])
 
     def test_triples_are_the_same_bindings(self) -> None:
         state = State.from_triples("t", [("on", "a", "b"), ("on", "b", "table"), ("color", "a", "red")])
@@ -66,6 +84,19 @@ class TestState:
         assert parent.bags == {"x": ["apple"]} and parent.count == 1
         assert child.bags == {"x": ["apple", "pear"]}
         assert "count" not in child.state_vars()
+
+    def test_a_mutable_value_written_into_a_flat_variable_is_copied_deeply_later(self) -> None:
+        parent = State("p", bags={"x": "apple"})
+        child = cow_child(parent)
+        child.bags["y"] = ["pear"]  # the copy no longer holds only immutable values
+        seal(child)
+        grandchild = cow_child(child)
+        grandchild.bags["y"].append("plum")
+        seal(grandchild)
+        assert child.bags == {"x": "apple", "y": ["pear"]}
+        assert grandchild.bags == {"x": "apple", "y": ["pear", "plum"]}
+        assert parent.bags == {"x": "apple"}
+        assert type(child.copy().bags) is dict  # users get plain dictionaries back
 
 
 class TestJsonErrors:

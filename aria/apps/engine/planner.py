@@ -29,7 +29,15 @@ from typing import Any
 
 from aria.apps.engine.domain import Domain
 from aria.apps.engine.errors import DomainError
-from aria.apps.engine.state import Multigoal, State, cow_child, seal, touched_equal, unachieved_goals
+from aria.apps.engine.state import (
+    Multigoal,
+    State,
+    cow_child,
+    seal,
+    touched_equal,
+    touched_variables,
+    unachieved_goals,
+)
 from aria.apps.engine.tree import (
     ACHIEVED,
     ACTION,
@@ -402,7 +410,7 @@ class Planner:
                 for new, old in zip(fresh, originals, strict=True):
                     siblings = old.parent.children  # type: ignore[union-attr]
                     siblings[_index(siblings, old)] = new
-                fresh[0].superseded.append(originals[0])
+                fresh[0].superseded = [*fresh[0].superseded, originals[0]]
                 break
             if outcome.status in (EXPANSION_LIMIT, TIME_LIMIT, CANCELLED):
                 break
@@ -453,6 +461,13 @@ def _add_stats(total: Stats, part: Stats) -> None:
     total.methods_tried += part.methods_tried
     total.actions_tried += part.actions_tried
     total.max_depth = max(total.max_depth, part.max_depth)
+
+
+def _error_text(error: BaseException) -> str:
+    """``Type: message``; a state variable that does not exist is named as such."""
+    if isinstance(error, AttributeError) and isinstance(getattr(error, "obj", None), State):
+        return f"AttributeError: state {error.obj.__name__!r} has no state variable {error.name!r}"  # type: ignore[union-attr]
+    return f"{type(error).__name__}: {error}"
 
 
 def _describe(value: Any) -> str:
@@ -508,6 +523,25 @@ class _Search:
         )
 
     def _loop(self, state: State, agenda: Any) -> tuple[str, State | None, Any]:
+        stats = self.stats
+        counters = [0, 0, 0, 0]  # expansions, actions tried, methods tried, deepest depth
+        try:
+            return self._search(state, agenda, counters)
+        except _Stop as stop:
+            self._explain_stop(stop.status)
+            return stop.status, None, None
+        finally:
+            # The loop keeps its counters in locals (attribute writes cost more than the rest of a
+            # step's bookkeeping); they reach the stats on every way out, errors included.
+            stats.expansions = counters[0]
+            stats.actions_tried += counters[1]
+            stats.methods_tried += counters[2]
+            stats.max_depth = max(stats.max_depth, counters[3])
+
+    def _search(self, state: State, agenda: Any, counters: list[int]) -> tuple[str, State | None, Any]:
+        """The search loop proper. Hot path: an item is classified once (by name, cached), a method is
+        tried without allocating a choice point unless alternatives remain to backtrack to, and tree
+        nodes are built inline."""
         domain = self.domain
         actions = domain._action_dict
         task_methods = domain._task_method_dict
@@ -516,46 +550,73 @@ class _Search:
         observe = planner.observer
         blacklist = planner.blacklist
         drop_idempotent = planner.drop_idempotent_actions
-        stats = self.stats
-        max_expansions = self.max_expansions
+        backtracking = planner.backtracking
+        verify_goals = planner.verify_goals
+        fast_refine = planner.lazy_methods and observe is None
+        limit = self.max_expansions
+        if limit is None:
+            limit = -1
         check_clock = self.deadline is not None or self.cancel is not None
+        new_id = self.tree.new_id
+        kind_of_name: dict[Any, str] = {}
+        touched_by: dict[Any, frozenset[str]] = {}  # action name -> variables it copied last time
+        verified: tuple[State, Any] | None = None  # the last multigoal verification that passed
         plan = None
-        expansions = 0
+        expansions = actions_tried = methods_tried = deepest = 0
         try:
             while True:
                 if agenda is None:
-                    stats.expansions = expansions
                     return SUCCESS, state, plan
-                if max_expansions is not None and expansions >= max_expansions:
-                    raise _Stop(EXPANSION_LIMIT)  # noqa: TRY301 - one exit path for every stop
+                if expansions == limit:
+                    raise _Stop(EXPANSION_LIMIT)
                 expansions += 1
-                if check_clock and expansions % _CLOCK_EVERY == 0:
+                if check_clock and not expansions % _CLOCK_EVERY:
                     self._check_clock()
                 node, rest = agenda
-                if node.depth > stats.max_depth:
-                    stats.max_depth = node.depth
+                if node.depth > deepest:
+                    deepest = node.depth
                 item = node.item
                 kind = node.kind
                 if kind is None:
-                    kind = node.kind = self._classify(node)
+                    if type(item) is tuple and item:
+                        kind = kind_of_name.get(item[0])
+                        if kind is UNIGOAL and len(item) != 3:
+                            kind = None  # _classify names the error
+                    elif type(item) is Multigoal:
+                        kind = MULTIGOAL
+                    if kind is None:
+                        kind = self._classify(node)
+                        if type(item) is tuple and kind is not MULTIGOAL:
+                            kind_of_name[item[0]] = kind
+                    node.kind = kind
                 if observe is not None:
                     observe("expand", node, state)
+                if kind is not VERIFY_MULTIGOAL:
+                    verified = None
 
                 if kind is ACTION:
-                    stats.actions_tried += 1
+                    actions_tried += 1
                     if blacklist and tuple(item) in blacklist:
                         if observe is not None:
                             observe("not_applicable", node, "blacklisted")
                         self._note_failure(node, "the command is blacklisted")
                     else:
-                        child = cow_child(state)
+                        name = item[0]
+                        copy_now = touched_by.get(name, _NOTHING)
+                        child = cow_child(state, copy_now)
+                        expected = len(child.__dict__)
                         try:
-                            result = actions[item[0]](child, *item[1:])
+                            result = actions[name](child, *item[1:])
                         except Exception as error:
                             raise DomainError(
-                                f"action {label(node)} raised {type(error).__name__}: {error} "
+                                f"action {label(node)} raised {_error_text(error)} "
                                 f"(while planning {' > '.join(node.path())})"
                             ) from error
+                        if len(child.__dict__) != expected:
+                            # It read (or created) variables beyond last time's: copy those at once
+                            # next time. Learning by action name is only a guess; lazy copying
+                            # stays behind it for whatever the action reads besides.
+                            touched_by[name] = touched_variables(child)
                         if result is child or isinstance(result, State):
                             seal(child)
                         elif result is None or result is False:
@@ -584,33 +645,21 @@ class _Search:
                             node, "the action's preconditions do not hold (it returned False/None)"
                         )
 
-                elif kind is TASK:
-                    choice = _Choice(node, TASK, state, rest, plan, task_methods[item[0]])
-                    refined = self._refine(choice)
-                    if refined is not _NO_METHOD:
-                        agenda = refined
-                        continue
-
-                elif kind is UNIGOAL:
-                    variable, arg, value = item
-                    if _holds(state, variable, arg, value, node):
-                        node.status = ACHIEVED
-                        if observe is not None:
-                            observe("already_achieved", node, None)
-                        agenda = rest
-                        continue
-                    choice = _Choice(node, UNIGOAL, state, rest, plan, unigoal_methods[variable])
-                    refined = self._refine(choice)
-                    if refined is not _NO_METHOD:
-                        agenda = refined
-                        continue
-
-                elif kind is MULTIGOAL:
-                    choice = _Choice(node, MULTIGOAL, state, rest, plan, domain._multigoal_method_list)
-                    refined = self._refine(choice)
-                    if refined is not _NO_METHOD:
-                        agenda = refined
-                        continue
+                elif kind is VERIFY_MULTIGOAL:
+                    # Nested refinements of one multigoal end in a run of verifications of it against
+                    # the same sealed (so unchanged) state, with no domain code in between: check once.
+                    again = verified is not None and verified[0] is state and verified[1] is item
+                    missing = None if again else unachieved_goals(state, item)
+                    if missing:
+                        raise DomainError(
+                            f"method {node.method} did not achieve multigoal {item.__name__}: "
+                            "still unachieved "
+                            f"{missing!r} (while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
+                        )
+                    node.status = VERIFIED
+                    verified = (state, item)
+                    agenda = rest
+                    continue
 
                 elif kind is VERIFY_GOAL:
                     variable, arg, value = item
@@ -624,25 +673,86 @@ class _Search:
                     agenda = rest
                     continue
 
-                else:  # VERIFY_MULTIGOAL
-                    missing = unachieved_goals(state, item)
-                    if missing:
-                        raise DomainError(
-                            f"method {node.method} did not achieve multigoal {item.__name__}: "
-                            "still unachieved "
-                            f"{missing!r} (while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
-                        )
-                    node.status = VERIFIED
-                    agenda = rest
-                    continue
+                else:  # a task, a unigoal or a multigoal: refine it
+                    if kind is TASK:
+                        methods = task_methods[item[0]]
+                    elif kind is UNIGOAL:
+                        variable, arg, value = item
+                        if _holds(state, variable, arg, value, node):
+                            node.status = ACHIEVED
+                            if observe is not None:
+                                observe("already_achieved", node, None)
+                            agenda = rest
+                            continue
+                        methods = unigoal_methods[variable]
+                    else:
+                        methods = domain._multigoal_method_list
+                    if not fast_refine:
+                        refined = self._refine(_Choice(node, kind, state, rest, plan, methods))
+                        if refined is not _NO_METHOD:
+                            agenda = refined
+                            continue
+                    else:
+                        # Methods in order, each called only when the one before does not apply.
+                        count = len(methods)
+                        index = 0
+                        subitems = None
+                        while index < count:
+                            method = methods[index]
+                            index += 1
+                            methods_tried += 1
+                            try:
+                                if kind is TASK:
+                                    subitems = method(state, *item[1:])
+                                elif kind is UNIGOAL:
+                                    subitems = method(state, item[1], item[2])
+                                else:
+                                    subitems = method(state, item)
+                            except Exception as error:
+                                raise DomainError(
+                                    f"method {method.__name__} for {label(node)} raised {_error_text(error)} "
+                                    f"(while planning {' > '.join(node.path())})"
+                                ) from error
+                            if subitems is False or subitems is None:
+                                subitems = None
+                                continue
+                            if type(subitems) is not list and not isinstance(subitems, list):
+                                raise DomainError(
+                                    f"method {method.__name__} for {label(node)} returned "
+                                    f"{_describe(subitems)}; a method must return a list of tasks, goals "
+                                    "and actions, or False/None when it does not apply"
+                                )
+                            break
+                        if subitems is not None:
+                            node.method = method.__name__
+                            node.status = REFINED
+                            depth = node.depth + 1
+                            children = [Node(new_id(), sub, node, None, depth) for sub in subitems]
+                            if verify_goals and kind is not TASK:
+                                check_kind = VERIFY_GOAL if kind is UNIGOAL else VERIFY_MULTIGOAL
+                                check = Node(new_id(), item, node, check_kind, depth)
+                                check.method = node.method
+                                children.append(check)
+                            node.children = children
+                            if backtracking and index < count:
+                                choice = _Choice(node, kind, state, rest, plan, methods)
+                                choice.index = index
+                                choice.applied.append(index - 1)
+                                self.stack.append(choice)
+                            agenda = rest
+                            for child in reversed(children):
+                                agenda = (child, agenda)
+                            continue
+                        exhausted = _Choice(node, kind, state, rest, plan, methods)
+                        exhausted.index = count
+                        self._note_exhausted(exhausted)
 
                 # The item failed: backtrack to the most recent choice point that has a method left.
                 while True:
                     if not self.stack:
-                        stats.expansions = expansions
                         return FAILURE, None, None
                     choice = self.stack.pop()
-                    stats.backtracks += 1
+                    self.stats.backtracks += 1
                     if check_clock:
                         self._check_clock()
                     state = choice.state
@@ -651,10 +761,11 @@ class _Search:
                     if refined is not _NO_METHOD:
                         agenda = refined
                         break
-        except _Stop as stop:
-            stats.expansions = expansions
-            self._explain_stop(stop.status)
-            return stop.status, None, None
+        finally:
+            counters[0] = expansions
+            counters[1] = actions_tried
+            counters[2] = methods_tried
+            counters[3] = deepest
 
     # ----------------------------------------------------------------------------------------------
 
@@ -714,7 +825,7 @@ class _Search:
                 result = method(choice.state, item)
         except Exception as error:
             raise DomainError(
-                f"method {method.__name__} for {label(node)} raised {type(error).__name__}: {error} "
+                f"method {method.__name__} for {label(node)} raised {_error_text(error)} "
                 f"(while planning {' > '.join(node.path())})"
             ) from error
         if result is False or result is None:
@@ -844,6 +955,8 @@ class _Search:
             attempts=deepest.attempts if deepest else [],
         )
 
+
+_NOTHING: frozenset[str] = frozenset()
 
 # What _refine returns when no method (or none left) applies; None is a valid, empty agenda.
 _NO_METHOD = object()

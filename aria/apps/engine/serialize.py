@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from aria.apps.engine.errors import SerializationError
-from aria.apps.engine.state import Multigoal, State
+from aria.apps.engine.state import FlatDict, MixedDict, Multigoal, State
 
 _TAGS = ("$tuple", "$set", "$frozenset", "$map", "$multigoal")
 
@@ -42,7 +42,7 @@ def value_to_json(value: Any, where: str = "value") -> Any:
         members = [value_to_json(v, f"{where} member") for v in value]
         members.sort(key=lambda m: json.dumps(m, sort_keys=True))
         return {"$set" if kind is set else "$frozenset": members}
-    if kind is dict:
+    if kind is dict or kind is FlatDict or kind is MixedDict:
         if all(type(k) is str and not k.startswith("$") for k in value):
             return {k: value_to_json(v, f"{where}[{k!r}]") for k, v in value.items()}
         return {

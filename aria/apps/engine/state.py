@@ -9,10 +9,19 @@ triples (``('pos', 'a', 'table')``), which is the representation the seed used; 
 Why copy-on-write: GTPyhop deep-copies the whole state before every action, which dominates its cost
 on large states. The planner instead gives an action a *child* (:func:`cow_child`) that starts with
 only the parent's immutable bindings; a container-valued variable (a dict, list, set...) is copied
-the first time the action reads it, through ``__getattr__``, so an action pays only for the
-variables it touches. :func:`seal` then shares the untouched variables with the parent. Sharing is
-safe because the planner never mutates a state after sealing it, and :meth:`State.copy` (what users
-call) always makes a fully private copy.
+the first time the action reads it, so an action pays only for the variables it touches.
+:func:`seal` then shares the untouched variables with the parent. Sharing is safe because the
+planner never mutates a state after sealing it, and :meth:`State.copy` (what users call) always
+makes a fully private copy.
+
+Why it is fast: the domain's own methods read state variables far more often than actions write
+them, so reading ``state.pos[b]`` must cost what it costs on a plain object. Only the child an
+action is running on has the ``__getattr__`` hook that copies lazily (its class is switched back
+when it is sealed), because CPython cannot specialise attribute reads on a class that has one. And
+a copy must not look inside every value each time (checking that a dictionary's values are all
+immutable costs several times the copy itself): the copies the planner makes are :class:`FlatDict`
+objects, dictionaries known to hold only immutable values (a write of a mutable value turns one
+into a :class:`MixedDict`), so the next copy of one is a single C-level dictionary copy.
 """
 
 from __future__ import annotations
@@ -42,6 +51,63 @@ def _all_atomic(values: Iterable[Any]) -> bool:
     return False
 
 
+class FlatDict(dict):  # type: ignore[type-arg]
+    """A state variable's private dictionary whose values are all immutable.
+
+    The planner's copies of state variables are FlatDicts when every value is atomic (or a
+    tuple/frozenset of atomic values). Writes check the value they store: a mutable one turns the
+    dictionary into a :class:`MixedDict` (its class changes), whose next copy looks inside. It
+    behaves as a dict in every other way; :meth:`State.copy` and the JSON forms give plain dicts
+    back, and it pickles as one.
+    """
+
+    __slots__ = ()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if type(value) not in _ATOMIC and not _all_atomic((value,)):
+            self.__class__ = MixedDict
+        dict.__setitem__(self, key, value)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if type(default) not in _ATOMIC and not _all_atomic((default,)):
+            self.__class__ = MixedDict
+        return dict.setdefault(self, key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.__class__ = MixedDict  # what comes in is not looked at: the next copy checks
+        dict.update(self, *args, **kwargs)
+
+    def __ior__(self, other: Any) -> Any:
+        self.__class__ = MixedDict
+        return dict.__ior__(self, other)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))  # pickles (and deep-copies) as a plain dict
+
+    def copy(self) -> dict[Any, Any]:  # type: ignore[override]
+        return dict(self)
+
+
+class MixedDict(dict):  # type: ignore[type-arg]
+    """A FlatDict that was given a mutable value: an ordinary dict whose copies look inside."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+    def copy(self) -> dict[Any, Any]:  # type: ignore[override]
+        return dict(self)
+
+
+def _flat_copy(value: Any) -> Any:
+    """A private copy of a state variable for a copy-on-write child (a FlatDict for a flat dict)."""
+    kind = type(value)
+    if kind is FlatDict or (kind is dict and _all_atomic(value.values())):
+        return FlatDict(value)
+    return _copy_tree(value, 0)
+
+
 def private_copy(value: Any) -> Any:
     """A copy of ``value`` that shares nothing mutable with it (fast paths for built-in containers).
 
@@ -63,7 +129,9 @@ def _copy_tree(value: Any, depth: int) -> Any:
         return value
     if depth > _MAX_STRUCTURAL_DEPTH:
         return copy.deepcopy(value)
-    if kind is dict:
+    if kind is FlatDict:
+        return dict(value)
+    if kind is dict or kind is MixedDict:
         if _all_atomic(value.values()):
             return value.copy()
         return {key: _copy_tree(item, depth + 1) for key, item in value.items()}
@@ -95,43 +163,21 @@ class State:
     """A state of the world: named state variables, usually dictionaries keyed by an object.
 
     ``State('s', loc={'alice': 'home'})`` and ``s = State('s'); s.loc = {'alice': 'home'}`` are the
-    same. Two states are equal when their variables are (names are ignored). Attribute access to a
-    missing variable raises ``AttributeError`` naming the state and the variable.
+    same. Two states are equal when their variables are (names are ignored). Reading a missing
+    variable raises ``AttributeError`` (the planner's error names the state and the variable).
     """
 
     # _cow_parent is a slot, not an attribute, so it never shows up among the state variables.
-    __slots__ = ("__dict__", "_cow_deleted", "_cow_parent")
+    # _flat: names of the variables that are plain dicts of immutable values, _other: names of the
+    # other container variables (None: not looked at yet). Slots, so they are not state variables.
+    __slots__ = ("__dict__", "_cow_deleted", "_cow_parent", "_flat", "_other")
 
     def __init__(self, state_name: str, **variables: Any) -> None:
         self._cow_parent = None
         self._cow_deleted = None
+        self._flat = self._other = None
         self.__name__ = state_name
         vars(self).update(variables)
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached when `name` is not in the instance dict: either a copy-on-write child reading a
-        # variable it has not copied yet, or a variable that does not exist.
-        if name in ("_cow_parent", "_cow_deleted"):
-            return None  # a subclass whose __init__ did not call ours
-        parent = self._cow_parent
-        if parent is not None and not name.startswith("__"):
-            parent_vars = parent.__dict__
-            if name in parent_vars:
-                value = private_copy(parent_vars[name])
-                self.__dict__[name] = value
-                return value
-        if name.startswith("__"):
-            raise AttributeError(name)
-        state_name = self.__dict__.get("__name__", "?")
-        raise AttributeError(f"state {state_name!r} has no state variable {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        if self._cow_parent is not None and name in self._cow_parent.__dict__:
-            # A child deleting a variable it has not copied: remember it, so seal() does not share it back.
-            self._cow_deleted = (self._cow_deleted or frozenset()) | {name}
-            self.__dict__.pop(name, None)
-            return
-        object.__delattr__(self, name)
 
     def __str__(self) -> str:
         return f"<State {self.__name__}>"
@@ -163,6 +209,7 @@ class State:
         the_copy = type(self).__new__(type(self))
         the_copy._cow_parent = None
         the_copy._cow_deleted = None
+        the_copy._flat = the_copy._other = None
         the_copy.__dict__.update({name: private_copy(value) for name, value in _variables(self).items()})
         the_copy.__dict__["__name__"] = new_name or _name_for_copy(self.__name__)
         # Keep the variables after the name, in their original order (display and repr follow it).
@@ -214,15 +261,15 @@ class State:
     def get(self, predicate: str, subject: Any, default: Any = None) -> Any:
         """The object of (predicate, subject), or ``default`` when there is none."""
         bindings = self.__dict__.get(predicate)
-        if bindings is None and self._cow_parent is not None and predicate in self._cow_parent.__dict__:
+        parent = _parent_of(self)
+        if bindings is None and parent is not None and predicate in parent.__dict__:
             bindings = getattr(self, predicate)
         return bindings.get(subject, default) if isinstance(bindings, dict) else default
 
     def put(self, predicate: str, subject: Any, obj: Any) -> None:
         """Bind (predicate, subject) to ``obj``, creating the predicate's dictionary if needed."""
-        if predicate not in self.__dict__ and not (
-            self._cow_parent is not None and predicate in self._cow_parent.__dict__
-        ):
+        parent = _parent_of(self)
+        if predicate not in self.__dict__ and not (parent is not None and predicate in parent.__dict__):
             self.__dict__[predicate] = {}
         getattr(self, predicate)[subject] = obj
 
@@ -252,14 +299,20 @@ def _rebuild_state(cls: type[State], name: str, variables: dict[str, Any]) -> St
     state = cls.__new__(cls)
     state._cow_parent = None
     state._cow_deleted = None
+    state._flat = state._other = None
     state.__dict__.update({"__name__": name, **variables})
     return state
+
+
+def _parent_of(state: State) -> State | None:
+    # getattr: a subclass whose __init__ does not call State's leaves the slot unset.
+    return getattr(state, "_cow_parent", None)
 
 
 def _variables(state: State) -> dict[str, Any]:
     """The state's variables (without its name), reading through to the parent of an unsealed child."""
     own = state.__dict__
-    parent = state._cow_parent
+    parent = _parent_of(state)
     if parent is None:
         return {name: value for name, value in own.items() if name != "__name__"}
     merged = {name: own.get(name, value) for name, value in _variables(parent).items()}
@@ -267,34 +320,161 @@ def _variables(state: State) -> dict[str, Any]:
     return merged
 
 
-def cow_child(parent: State) -> State:
+class _CopyOnWrite:
+    """What a copy-on-write child adds to its state class while an action runs on it."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a variable the child does not hold yet: copy it from the parent.
+        parent = self._cow_parent  # type: ignore[attr-defined]
+        if parent is not None:
+            value = parent.__dict__.get(name, _MISSING)
+            if value is not _MISSING:
+                copied = FlatDict(value) if name in parent._flat else _flat_copy(value)
+                self.__dict__[name] = copied
+                return copied
+        if name.startswith("__"):
+            raise AttributeError(name)
+        state_name = self.__dict__.get("__name__", "?")
+        raise AttributeError(f"state {state_name!r} has no state variable {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        parent = self._cow_parent  # type: ignore[attr-defined]
+        if parent is not None and name in parent.__dict__:
+            # Deleting a variable it has not copied: remember it, so seal() does not share it back.
+            self._cow_deleted = (self._cow_deleted or frozenset()) | {name}  # type: ignore[attr-defined]
+            self.__dict__.pop(name, None)
+            return
+        object.__delattr__(self, name)
+
+
+_COW_CLASSES: dict[type, type] = {}
+
+
+def _cow_class(cls: type[State]) -> type:
+    """``cls`` with the copy-on-write hooks: the class of a child while its action runs."""
+    found = _COW_CLASSES.get(cls)
+    if found is None:
+        found = type(
+            cls.__name__,
+            (_CopyOnWrite, cls),
+            {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__},
+        )
+        _COW_CLASSES[cls] = found
+    return found
+
+
+_EAGER = frozenset({"<all containers copied>"})  # _cow_deleted of a child that copied everything
+
+
+def _layout(state: State) -> frozenset[str]:
+    """The names of ``state``'s flat variables (plain dicts of immutable values); also sets ``_other``."""
+    try:
+        flat = state._flat
+    except AttributeError:  # a subclass whose __init__ does not call State's
+        flat = None
+    if flat is None:
+        flat_names, other = [], []
+        for name, value in state.__dict__.items():
+            kind = type(value)
+            if kind in _ATOMIC:
+                continue
+            if kind is dict and _all_atomic(value.values()):
+                flat_names.append(name)
+            else:
+                other.append(name)
+        state._flat = flat = frozenset(flat_names)
+        state._other = frozenset(other)
+    return flat
+
+
+def cow_child(parent: State, copy_now: frozenset[str] = frozenset()) -> State:
     """A child of ``parent`` for an action to modify: immutable bindings shared, containers copied lazily.
+
+    Args:
+        parent: The state the action applies to.
+        copy_now: Variables to copy at once rather than on first read (the planner passes those the
+            same action touched last time: reading through the lazy hook costs more than the copy).
+            When they are all the parent's container variables and all are flat, the child is an
+            ordinary state holding its own copy of each (no hook, nothing to merge when sealed).
 
     The child must be passed to :func:`seal` before anything but the action sees it.
     """
-    child = type(parent).__new__(type(parent))
+    flat = _layout(parent)
+    cls = type(parent)
+    if copy_now and not parent._other and flat <= copy_now:
+        child = object.__new__(cls)
+        own = parent.__dict__.copy()
+        for name in flat:
+            own[name] = FlatDict(own[name])
+        child.__dict__ = own
+        child._cow_parent = parent
+        child._cow_deleted = _EAGER
+        return child
+    child = object.__new__(_COW_CLASSES.get(cls) or _cow_class(cls))
     child._cow_parent = parent
     child._cow_deleted = None
     own = child.__dict__
-    for name, value in parent.__dict__.items():
+    parent_vars = parent.__dict__
+    for name, value in parent_vars.items():
         if type(value) in _ATOMIC:
             own[name] = value
-    return child
+    for name in copy_now:
+        value = parent_vars.get(name, _MISSING)
+        if value is not _MISSING and name not in own:
+            own[name] = FlatDict(value) if name in flat else _flat_copy(value)
+    return child  # type: ignore[return-value]
+
+
+def touched_variables(child: State) -> frozenset[str]:
+    """The container variables a child holds of its own (those its action read or created)."""
+    return frozenset(name for name, value in child.__dict__.items() if type(value) not in _ATOMIC)
 
 
 def seal(child: State) -> State:
     """Complete a child after its action: share every variable the action did not touch.
 
-    Returns the child, now an ordinary state with the parent's variable order.
+    The action's FlatDicts become plain dicts again (the domain's methods read plain dicts faster
+    than any subclass), and the state notes which of its variables hold only immutable values.
+    Returns the child, now an ordinary state of its parent's class with the parent's variable order.
     """
-    parent = child._cow_parent
+    parent = _parent_of(child)
     if parent is None:
         return child
     child._cow_parent = None
     own = child.__dict__
-    deleted = child._cow_deleted or ()
-    child._cow_deleted = None
-    merged = {name: own.get(name, value) for name, value in parent.__dict__.items() if name not in deleted}
+    flat_names = []
+    other = []
+    for name, value in own.items():
+        kind = type(value)
+        if kind is FlatDict:
+            own[name] = dict(value)
+            flat_names.append(name)
+        elif kind not in _ATOMIC:
+            if kind is MixedDict:
+                own[name] = dict(value)
+            other.append(name)
+    if child._cow_deleted is _EAGER:
+        child._cow_deleted = None
+        if not other and len(flat_names) == len(parent._flat):
+            child._flat, child._other = parent._flat, parent._other  # the same variables, still flat
+        else:
+            child._flat = frozenset(flat_names)
+            child._other = frozenset(other)
+        return child
+    child.__class__ = type(parent)
+    touched = own.keys()
+    child._flat = (parent._flat - touched).union(flat_names)
+    child._other = (parent._other - touched).union(other)
+    merged = parent.__dict__.copy()  # the parent's variable order, then what the action added
+    deleted = child._cow_deleted
+    if deleted:
+        child._cow_deleted = None
+        for name in deleted:
+            merged.pop(name, None)
+            child._flat = child._flat - {name}
+            child._other = child._other - {name}
     merged.update(own)
     child.__dict__ = merged
     return child
@@ -353,6 +533,9 @@ class Multigoal:
                     yield (name, arg, value)
 
 
+_DICTS = frozenset({dict, FlatDict, MixedDict})
+
+
 def unachieved_goals(state: State, multigoal: Multigoal) -> dict[str, dict[Any, Any]]:
     """The part of ``multigoal`` that does not hold in ``state``, as ``{variable: {arg: value}}``."""
     missing: dict[str, dict[Any, Any]] = {}
@@ -360,7 +543,7 @@ def unachieved_goals(state: State, multigoal: Multigoal) -> dict[str, dict[Any, 
         if name == "__name__" or not wanted:
             continue
         bindings = state.__dict__.get(name)
-        if type(bindings) is dict and wanted.items() <= bindings.items():
+        if type(bindings) in _DICTS and wanted.items() <= bindings.items():
             continue  # the common case, checked in C: every goal on this variable holds
         for arg, value in wanted.items():
             if not unigoal_holds(state, name, arg, value):

@@ -40,28 +40,32 @@ class Node:
             ``verify_multigoal`` (None while the search has not reached it).
         item: The todo item (a tuple, or a Multigoal); for a verification node, the goal it checks.
         parent: The node it was refined from (None for the root).
-        children: Its refinement, in order.
+        children: Its refinement, in order (an empty tuple until it is refined).
         method: The name of the method chosen for a task or goal (for a verification node, the
             method whose work it checks).
         status: One of ``open``, ``planned``, ``dropped``, ``refined``, ``achieved``, ``verified``,
             ``executed``, ``failed``.
         depth: Distance from the root.
         superseded: Earlier versions of this node that :meth:`Planner.replan` replaced (their
-            executed children stay recorded there).
+            executed children stay recorded there); an empty tuple when there are none.
     """
 
     __slots__ = ("children", "depth", "id", "item", "kind", "method", "parent", "status", "superseded")
 
-    def __init__(self, node_id: int, item: Any, parent: Node | None, kind: str | None = None) -> None:
+    def __init__(
+        self, node_id: int, item: Any, parent: Node | None, kind: str | None = None, depth: int | None = None
+    ) -> None:
         self.id = node_id
         self.item = item
         self.parent = parent
         self.kind = kind
-        self.children: list[Node] = []
+        # Shared empty tuples until there is something to hold: the planner creates a node for every
+        # todo item, and most never get children or superseded versions.
+        self.children: list[Node] | tuple[()] = ()
         self.method: str | None = None
         self.status = OPEN
-        self.depth = 0 if parent is None else parent.depth + 1
-        self.superseded: list[Node] = []
+        self.depth = (0 if parent is None else parent.depth + 1) if depth is None else depth
+        self.superseded: list[Node] | tuple[()] = ()
 
     def __repr__(self) -> str:
         return f"<Node {self.id} {self.kind or '?'} {label(self)} {self.status}>"
@@ -100,11 +104,13 @@ class SolutionTree:
 
     def __init__(self) -> None:
         self._ids = itertools.count()
-        self.root = Node(next(self._ids), None, None, ROOT)
+        #: A fresh node id (the planner builds nodes itself on its hot path).
+        self.new_id = self._ids.__next__
+        self.root = Node(self.new_id(), None, None, ROOT)
         self.root.status = REFINED
 
     def new_node(self, item: Any, parent: Node, kind: str | None = None) -> Node:
-        return Node(next(self._ids), item, parent, kind)
+        return Node(self.new_id(), item, parent, kind)
 
     def nodes(self) -> Iterator[Node]:
         """Every node of the current tree, depth-first in plan order (superseded versions excluded)."""
