@@ -97,7 +97,6 @@ class ShapeApi:
             is not available from this handle, e.g. in a script; use ``aria shape train``).
         database: aria_data's API (None: nothing is stored, batches are unavailable).
         queue: aria_queue's API (None: batches are unavailable).
-        auth: aria_auth's API, for the WebSocket route's permission check (None: refused).
         storage: aria_storage's API: training checkpoints are mirrored into its asset catalogue
             (None: they stay in the run's directory only).
         nursery: Where background work runs (mirroring checkpoints); needed with ``storage``.
@@ -112,14 +111,12 @@ class ShapeApi:
         *,
         database: Any = None,
         queue: Any = None,
-        auth: Any = None,
         storage: Any = None,
         nursery: trio.Nursery | None = None,
     ) -> None:
         self.service = service
         self.database = database
         self.queue = queue
-        self.auth = auth
         self.storage = storage if nursery is not None else None
         self._nursery = nursery
         self._mirrors: dict[str, trio.MemorySendChannel[tuple[str, int]]] = {}

@@ -31,9 +31,9 @@ def build(context: AppContext) -> list[ChildSpec]:
     service = ShapeService(context.settings, context.data_dir)
     holder: dict[str, DynamicSupervisor] = {}
     # Each is None when this app runs without it (a catalogue that leaves the dependency out).
-    database, queue, auth, storage = (
+    database, queue, storage = (
         context.api(name) if name in context.app.depends_on else None
-        for name in ("aria_data", "aria_queue", "aria_auth", "aria_storage")
+        for name in ("aria_data", "aria_queue", "aria_storage")
     )
 
     async def run_trainers(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -54,7 +54,6 @@ def build(context: AppContext) -> list[ChildSpec]:
                 lambda: holder.get("trainers"),
                 database=database,
                 queue=queue,
-                auth=auth,
                 storage=storage,
                 nursery=nursery,
             )
@@ -75,7 +74,7 @@ __all__ = ["APP", "jobs"]
 APP = App(
     name="aria_shape",
     layer=3,
-    depends_on=("aria_data", "aria_auth", "aria_storage", "aria_queue", "aria_engine"),
+    depends_on=("aria_data", "aria_storage", "aria_queue", "aria_engine"),
     summary="character generation with Qwen3-architecture models and GRPO training",
     build=build,
     config_model=ShapeSection,

@@ -14,8 +14,8 @@
   ``POST /characters``; receive ``token``, ``retry``, ``character`` and ``done`` messages.
 
 Generation routes answer 503 (``model_not_ready``) while the default model is untrained: a request
-never starts a training of minutes. The gateway authenticates WebSockets (``Authorization: Bearer``
-or ``?access_token=``) but checks no permission on them, so ``/stream`` asks aria_auth itself.
+never starts a training of minutes. The gateway checks a WebSocket's credentials
+(``Authorization: Bearer`` or ``?access_token=``) and the view's permission before the handshake.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from aria.apps.shape.errors import GenerationFailed, ShapeError
 from aria.http import error_response, requires
 
 _REQUEST_KEYS = {"prompt", "constraints", "n", "seed"}
-STREAM_PERMISSION = "aria_shape.characters:write"
 #: Seconds a WebSocket client has to send its request after connecting.
 STREAM_REQUEST_TIMEOUT = 30.0
 
@@ -163,7 +162,7 @@ def create_blueprint(shape: Any) -> Blueprint:
             return failure(exc)
 
     @blueprint.websocket("/stream")
-    @requires(STREAM_PERMISSION)
+    @requires("aria_shape.characters:write")
     async def stream() -> None:
         """Generate characters, streaming their tokens as they are drawn."""
         await _stream(shape)
@@ -181,11 +180,11 @@ def _int_arg(name: str, default: int) -> int:
 
 
 async def _stream(shape: Any) -> None:
-    """One WebSocket session: check the permission, read one request, stream, close.
+    """One WebSocket session: read one request, stream, close.
 
-    Closes with 1000 when done, 4400 for a bad request, 4403 without the permission, 4408 when
-    no request came in time, 4422 when generation failed and 4503 when the model is not ready;
-    an ``{"type": "error", "error", "error_description"}`` message comes first.
+    Closes with 1000 when done, 4400 for a bad request, 4408 when no request came in time, 4422
+    when generation failed and 4503 when the model is not ready; an ``{"type": "error", "error",
+    "error_description"}`` message comes first.
     """
     live = await shape.get()
     principal = g.get("principal")
@@ -195,16 +194,6 @@ async def _stream(shape: Any) -> None:
         await websocket.close(code)
 
     await websocket.accept()
-    resource, _, action = STREAM_PERMISSION.rpartition(":")
-    decision = None
-    if live.auth is not None and principal is not None:
-        decision = await live.auth.authorize(
-            principal, action, f"{resource}/{websocket.path}", {"ip": websocket.remote_addr or ""}
-        )
-    if not decision:
-        reason = getattr(decision, "reason", "no authorisation service")
-        await refuse(4403, "forbidden", f"{STREAM_PERMISSION} is not allowed: {reason}")
-        return
     with trio.move_on_after(STREAM_REQUEST_TIMEOUT) as waited:
         raw = await websocket.receive()
     if waited.cancelled_caught:
