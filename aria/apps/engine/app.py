@@ -15,6 +15,7 @@ import trio
 from pydantic import Field
 
 from aria.application import App, AppContext
+from aria.apps.data.api import DataError
 from aria.apps.engine import jobs
 from aria.apps.engine.api import EngineApi
 from aria.config import Section
@@ -82,7 +83,11 @@ def build(context: AppContext) -> list[ChildSpec]:
                 await trio.sleep_forever()
             while True:
                 await trio.sleep(PRUNE_EVERY_S)
-                pruned = await api.prune_requests(settings.request_retention_days * 86400.0)
+                try:
+                    pruned = await api.prune_requests(settings.request_retention_days * 86400.0)
+                except DataError as error:  # the database is away: try again next round
+                    context.log.warning("pruning planning requests failed", error=str(error))
+                    continue
                 if pruned:
                     context.log.info("finished planning requests pruned", count=pruned)
         finally:
