@@ -8,7 +8,9 @@ request under ``/api/`` and authorises it before the view runs, using what the v
   without a declaration it is ``<app>:read`` for GET/HEAD and ``<app>:write`` otherwise;
 * ``@public``: no authentication at all (OAuth token endpoint, discovery, JWKS, login);
 * ``@authenticated``: any authenticated principal, no permission (a user's own profile, MFA
-  enrolment, logout).
+  enrolment, logout);
+* ``@limits(max_body_bytes=..., timeout=...)``: this view's body limit and deadline instead of
+  the gateway's (large uploads that stream the body).
 
 What the gateway leaves in ``quart.g`` for the view (requests and WebSockets alike):
 
@@ -32,6 +34,8 @@ View = TypeVar("View", bound=Callable[..., Any])
 PUBLIC_ATTRIBUTE = "aria_public"
 PERMISSION_ATTRIBUTE = "aria_permission"
 AUTHENTICATED_ONLY = "authenticated"
+BODY_LIMIT_ATTRIBUTE = "aria_max_body_bytes"
+TIMEOUT_ATTRIBUTE = "aria_timeout"
 
 
 def public(view: View) -> View:
@@ -57,6 +61,37 @@ def requires(permission: str) -> Callable[[View], View]:
         return view
 
     return mark
+
+
+_UNSET: Any = object()
+
+
+def limits(*, max_body_bytes: int | None = _UNSET, timeout: float | None = _UNSET) -> Callable[[View], View]:
+    """Override the gateway's body limit (``coordinate.max_body_bytes``) or deadline
+    (``coordinate.request_timeout``) for one view; ``None`` lifts it. For uploads that stream the
+    body (``async for chunk in request.body``): the gateway then counts every byte received
+    against the limit and holds back reading while the view has not taken what is buffered."""
+    if max_body_bytes is not _UNSET and max_body_bytes is not None and max_body_bytes < 0:
+        raise ValueError(f"max_body_bytes must be >= 0 or None, not {max_body_bytes!r}")
+    if timeout is not _UNSET and timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be > 0 or None, not {timeout!r}")
+
+    def mark(view: View) -> View:
+        if max_body_bytes is not _UNSET:
+            setattr(view, BODY_LIMIT_ATTRIBUTE, max_body_bytes)
+        if timeout is not _UNSET:
+            setattr(view, TIMEOUT_ATTRIBUTE, timeout)
+        return view
+
+    return mark
+
+
+def body_limit_of(view: Any, default: int | None) -> int | None:
+    return getattr(view, BODY_LIMIT_ATTRIBUTE, default)  # type: ignore[no-any-return]
+
+
+def timeout_of(view: Any, default: float | None) -> float | None:
+    return getattr(view, TIMEOUT_ATTRIBUTE, default)  # type: ignore[no-any-return]
 
 
 def is_public(view: Any) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import aria
 from tests.coordinate import conftest as coordinate
 from tests.coordinate.conftest import Node
 
@@ -131,3 +133,26 @@ class TestAssetRoutes:
                 response = await reader.request(method, path)
                 assert response.status_code == 403, (method, path)
                 assert "aria_storage." in response.json()["error_description"]
+
+    async def test_uploads_are_not_bound_by_the_gateways_body_limit(self, node_dir: Path) -> None:
+        """With max_body_bytes = 4 KiB everywhere else, an 8 MiB streamed upload goes through (the
+        upload view lifts the limit), while a chunked body without Content-Length beyond 4 KiB to
+        another view is refused: the gateway counts what it receives, not what is declared."""
+        data = random.Random(2).randbytes(8 * MIB)
+        async with aria.running(config=coordinate.node_config(node_dir, max_body_bytes=4096)) as system:
+            gateway = aria.whereis("aria_coordinate")
+            started = Node(system, gateway.url, gateway.ca_file)
+            async with started.client(await started.token()) as client:
+                created = await client.post(f"{ASSETS}/big.bin", content=pieces(data, 256 * 1024))
+                assert created.status_code == 201, created.text
+                assert created.json()["size"] == len(data)
+                back = await client.get(f"{ASSETS}/big.bin/1/content")
+                assert hashlib.sha256(back.content).digest() == hashlib.sha256(data).digest()
+                # One chunk, so the client has sent it all before the refusal closes the connection.
+                oversized = b"{" + b" " * 8192 + b"}"
+                other = await client.post(
+                    "/api/v1/queue/jobs",
+                    content=pieces(oversized, len(oversized)),
+                    headers={"Content-Type": "application/json"},
+                )
+                assert other.status_code == 413, other.text

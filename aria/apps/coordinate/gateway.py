@@ -12,6 +12,7 @@ requests that meet an app restarting are tried again. One log line per request.
 from __future__ import annotations
 
 import html
+import math
 import secrets
 import time
 import uuid
@@ -25,12 +26,23 @@ from quart import g as _g
 from quart import request as _request
 from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
+from quart_trio.asgi import TrioASGIHTTPConnection
+from quart_trio.wrappers.request import TrioBody, TrioRequest
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from aria.apps.coordinate.openapi import openapi_document
 from aria.apps.coordinate.ratelimit import CircuitBreaker, RateLimiter
 from aria.errors import ServiceUnavailable
-from aria.http import AUTHENTICATED_ONLY, error_response, is_public, permission_of, public, requires
+from aria.http import (
+    AUTHENTICATED_ONLY,
+    body_limit_of,
+    error_response,
+    is_public,
+    permission_of,
+    public,
+    requires,
+    timeout_of,
+)
 
 log = structlog.get_logger("aria_coordinate")
 
@@ -42,26 +54,113 @@ LATENCY = Histogram("aria_http_request_duration_seconds", "HTTP request latency.
 ACCESS_COOKIE = "aria_access"
 REFRESH_COOKIE = "aria_refresh"
 IDEMPOTENT = ("GET", "HEAD", "OPTIONS")
+BUFFER_HIGH_WATER = 1024 * 1024  # bytes of request body buffered before reading the socket pauses
+
+
+class GatewayBody(TrioBody):
+    """Quart's request body with what large uploads need.
+
+    * The limit counts every byte received, and the gateway sets it per view once it knows the
+      view (``aria.http.limits``). Quart checks only the bytes still buffered, which a view that
+      streams the body keeps small: a streamed upload would have no bound at all.
+    * Back-pressure: while a view streams the body (``async for chunk in request.body``), the
+      receiver waits when more than ``BUFFER_HIGH_WATER`` bytes are buffered, so hypercorn stops
+      reading the socket instead of Quart buffering the whole upload. A view that awaits the
+      whole body gets it buffered, bounded by its limit.
+    """
+
+    def __init__(self, expected_content_length: int | None, max_content_length: int | None) -> None:
+        super().__init__(expected_content_length, None)
+        self.limit = max_content_length
+        self.received = 0
+        self.settled = False  # True once the gateway has set the view's limit
+        self.streaming = False  # True once the view iterates over the body
+        self._changed = trio.Event()
+
+    def set_limit(self, limit: int | None) -> None:
+        self.limit, self.settled = limit, True
+        self._refuse_beyond_limit()
+        self._changed.set()
+
+    def append(self, data: bytes) -> None:
+        if not data or self._must_raise is not None:
+            return
+        self.received += len(data)
+        if not self._refuse_beyond_limit():
+            super().append(data)
+
+    def _refuse_beyond_limit(self) -> bool:
+        if self._must_raise is None and self.limit is not None and self.received > self.limit:
+            self._must_raise = RequestEntityTooLarge(f"bodies are limited to {self.limit} bytes here")
+            self._data.clear()
+            self.set_complete()
+        return self._must_raise is not None
+
+    async def __anext__(self) -> bytes:
+        self.streaming = True
+        self._changed.set()
+        data = await super().__anext__()
+        self._changed.set()
+        return data
+
+    async def wait_for_room(self) -> None:
+        """Return when the receiver may read more: little is buffered, or the view takes the
+        whole body at once (its limit bounds the buffer)."""
+        while (
+            len(self._data) > BUFFER_HIGH_WATER
+            and not self._complete.is_set()
+            and (self.streaming or not self.settled)
+        ):
+            self._changed = trio.Event()
+            await self._changed.wait()
+
+
+class GatewayRequest(TrioRequest):
+    body_class = GatewayBody
+
+
+class GatewayHTTPConnection(TrioASGIHTTPConnection):
+    """Receives the body with back-pressure (see :class:`GatewayBody`)."""
+
+    async def handle_messages(  # type: ignore[override]
+        self, nursery: trio.Nursery, request: Any, receive: Any
+    ) -> None:
+        body = request.body
+        while True:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body.set_complete()
+                elif isinstance(body, GatewayBody):
+                    await body.wait_for_room()
+            elif message["type"] == "http.disconnect":
+                break
+        nursery.cancel_scope.cancel()
 
 
 class GatewayApp(QuartTrio):
     """QuartTrio with a deadline on every view and retries of idempotent requests that meet a
     restarting app."""
 
+    request_class = GatewayRequest
+    asgi_http_class = GatewayHTTPConnection
     request_timeout = 30.0
     retries = 2
 
     async def dispatch_request(self, request_context: Any = None) -> ResponseReturnValue:
-        attempts = self.retries + 1 if request.method in IDEMPOTENT else 1
+        current = _request._get_current_object()
+        attempts = self.retries + 1 if current.method in IDEMPOTENT else 1
+        view = self.view_functions.get(current.endpoint) if current.endpoint else None
+        timeout = timeout_of(view, self.request_timeout)
         for attempt in range(attempts):
             try:
                 # A bare CancelScope: trio.fail_after's context-manager wrapper costs more per request.
-                with trio.CancelScope(deadline=trio.current_time() + self.request_timeout):
+                deadline = math.inf if timeout is None else trio.current_time() + timeout
+                with trio.CancelScope(deadline=deadline):
                     return await super().dispatch_request(request_context)
                 g.failed_app = True
-                return error_response(
-                    504, "timeout", f"the request took longer than {self.request_timeout:g} s"
-                )
+                return error_response(504, "timeout", f"the request took longer than {timeout:g} s")
             except ServiceUnavailable as exc:
                 if attempt + 1 == attempts:
                     g.failed_app = True
@@ -128,12 +227,14 @@ class Gateway:
         g.new_cookies = None
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             return Response("", status=204)
-        if (request.content_length or 0) > self.settings.max_body_bytes:
-            # Refused before anything reads it (Quart's own limit applies only when a view reads).
-            return error_response(
-                413, "payload_too_large", f"bodies are limited to {self.settings.max_body_bytes} bytes"
-            )
         view = self.app.view_functions.get(request.endpoint) if request.endpoint else None
+        limit = body_limit_of(view, self.settings.max_body_bytes)
+        body = request.body
+        if isinstance(body, GatewayBody):
+            body.set_limit(limit)
+        if limit is not None and (request.content_length or 0) > limit:
+            # Refused before anything reads it.
+            return error_response(413, "payload_too_large", f"bodies are limited to {limit} bytes here")
         app_name = self._owner()
         if app_name is not None:
             wait = self._unavailable(app_name)

@@ -3,6 +3,9 @@
 * ``GET /assets?name=&limit=``: asset versions, by name then age (``aria_storage.assets:read``).
 * ``POST /assets/<name>?version=``: upload; the request body is the content, streamed into the
   chunker, ``Content-Type`` its media type; 201 with the asset (``aria_storage.assets:write``).
+  The gateway's body limit and deadline do not apply: the body streams with back-pressure
+  (hypercorn stops reading while the chunker is behind), so an upload of any size holds about
+  1 MiB of it in memory.
 * ``GET /assets/<name>``: the versions of one asset (``aria_storage.assets:read``).
 * ``GET /assets/<name>/<version>``: one version's metadata; ``latest`` is the newest (``...:read``).
 * ``GET``/``HEAD /assets/<name>/<version>/content``: the content, with ``Range: bytes=`` (206, or
@@ -14,7 +17,7 @@
 * ``POST /gc?dry_run=1``: mark and sweep the default store (``aria_storage.gc:write``).
 
 Errors: 400 for a bad name, version, content type or query; 404 for an unknown asset or version;
-409 when the version exists or another gc is sweeping; 413 beyond the gateway's body limit; 500
+409 when the version exists or another gc is sweeping; 500
 naming the chunk and store when the store fails.
 """
 
@@ -33,7 +36,7 @@ from aria.apps.storage.errors import (
     SweepInProgress,
     UploadExpired,
 )
-from aria.http import error_response, requires
+from aria.http import error_response, limits, requires
 
 
 def create_blueprint(service: Any) -> Blueprint:
@@ -54,6 +57,7 @@ def create_blueprint(service: Any) -> Blueprint:
 
     @blueprint.post("/assets/<name>")
     @requires("aria_storage.assets:write")
+    @limits(max_body_bytes=None, timeout=None)  # streamed with back-pressure: any size, any duration
     async def upload(name: str) -> Response:
         """Store the request body as a new version of ``name`` (``?version=``, else the next number)."""
         try:
