@@ -16,7 +16,7 @@ from pydantic import Field
 
 from aria.application import App, AppContext
 from aria.apps.data.api import DataError
-from aria.apps.engine import jobs
+from aria.apps.engine import jobs  # noqa: F401 - registers the planning worker before any node boots
 from aria.apps.engine.api import EngineApi
 from aria.config import Section
 from aria.supervisor import ChildSpec
@@ -76,8 +76,6 @@ def build(context: AppContext) -> list[ChildSpec]:
             names = api.register_module(module_name)
             context.log.info("domains registered", module=module_name, domains=names)
         try:
-            if queued:
-                jobs.attach(context.config.node_name, api)
             task_status.started(api)
             if not queued:
                 await trio.sleep_forever()
@@ -92,7 +90,6 @@ def build(context: AppContext) -> list[ChildSpec]:
                     context.log.info("finished planning requests pruned", count=pruned)
         finally:
             # Plans in progress belong to this service: they stop, and their queue jobs are retried.
-            jobs.detach(context.config.node_name, api)
             api.close()
 
     return [ChildSpec(id="api", start=serve, name=context.app.name)]
