@@ -3,23 +3,33 @@
 Runs on the default model (trained into the data directory on first use, a few minutes) with one
 torch thread on CPU, or on CUDA when present. Usage::
 
-    .venv/bin/python bench/shape.py [--rows 8] [--tokens 256] [--characters 16] [--grpo-steps 3]
-    .venv/bin/python bench/shape.py --qwen3-0.6b      # a randomly initialised Qwen3-0.6B-sized model
+    .venv/bin/python -m bench.shape [--rows 8] [--tokens 256] [--characters 16] [--grpo-steps 3]
+    .venv/bin/python -m bench.shape --qwen3-0.6b      # a randomly initialised Qwen3-0.6B-sized model
 
 The constrained and unconstrained runs decode the same number of tokens per row (the sheet's end
 token is masked out in both, so neither stops early), which makes their tokens/s comparable; the
 overhead is 1 - constrained / unconstrained (target: under 25 %).
+
+With PostgreSQL installed it also boots a node (aria_shape and its dependencies, in a temporary data
+directory) and times one request three ways: generated in-process without storing (the peer),
+generated and stored in aria_data, and queued as a batch on ``ai_generation`` until stored
+(``--no-node`` skips this).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import shutil
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+import trio
 
+import aria
 from aria.apps.shape import decoding
 from aria.apps.shape.generator import Generator
 from aria.apps.shape.grpo import GRPOConfig, GRPOTrainer
@@ -83,6 +93,56 @@ def qwen3_06b(default: Generator, settings: ShapeSection) -> Generator:
     return Generator(model, default.tokenizer, "qwen3-0.6b-shape@random", settings)
 
 
+async def node_figures(model: str, characters: int, rounds: int) -> None:
+    """One request of ``characters``: in-process unstored, in-process stored, queued and stored;
+    the three alternate for ``rounds`` rounds (the best of each is reported, with the median)."""
+    from aria.apps.data.engines import find_postgres_binaries
+
+    if find_postgres_binaries() is None:
+        print("node:          skipped (PostgreSQL's initdb and postgres are not installed)")
+        return
+    base = Path(tempfile.mkdtemp(prefix="aria-bench-", dir="/tmp"))
+    await trio.Path(base).chmod(0o711)  # PostgreSQL runs as its own user when Aria runs as root
+    config = {
+        "node": {"data_dir": str(base / "var")},
+        "log": {"level": "warning", "format": "json"},
+        "data": {"engine": "postgres"},
+        "queue": {"poll_interval": 0.1},
+        "shape": {"model": model},
+    }
+    try:
+        async with aria.running(apps=["aria_shape"], config=config):
+            shape = await aria.whereis("aria_shape").get()
+            await shape.load()
+            request = {"prompt": "a bold dwarf", "n": characters, "seed": 3}
+            await shape.generate(**{**request, "n": 1}, store=False)  # warm-up: the prompt's grammar
+            timings: dict[str, list[float]] = {}
+            for _ in range(rounds):
+                for name, work in (
+                    ("in-process, not stored", lambda: shape.generate(**request, store=False)),
+                    ("in-process, stored", lambda: shape.generate(**request)),
+                    ("queued batch, stored", lambda: queued(shape, request)),
+                ):
+                    started = time.perf_counter()
+                    await work()
+                    timings.setdefault(name, []).append(time.perf_counter() - started)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    peer = min(timings["in-process, not stored"])
+    for name, seconds in timings.items():
+        print(
+            f"node:          {characters / min(seconds):8.2f} characters/s best, "
+            f"{characters / statistics.median(seconds):.2f} median  {name} "
+            f"({min(seconds) / peer - 1:+.1%} time against in-process, not stored; {rounds} rounds)"
+        )
+
+
+async def queued(shape: object, request: dict[str, object]) -> None:
+    batch = await shape.submit(**request)  # type: ignore[attr-defined]
+    done = await shape.wait_for_batch(batch["id"], poll_interval=0.05)  # type: ignore[attr-defined]
+    assert done["state"] == "completed", done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=8, help="sequences decoded together")
@@ -90,6 +150,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="runs per variant (median reported)")
     parser.add_argument("--characters", type=int, default=16, help="characters in the end-to-end run")
     parser.add_argument("--grpo-steps", type=int, default=3, help="GRPO steps timed (0: skip)")
+    parser.add_argument("--no-node", action="store_true", help="skip the node figures (stored, queued)")
+    parser.add_argument("--node-rounds", type=int, default=3, help="rounds of the node figures")
     parser.add_argument(
         "--qwen3-0.6b",
         dest="qwen3_06b",
@@ -109,7 +171,8 @@ def main() -> None:
         f"model {generator.version} on {next(generator.model.parameters()).device}, "
         f"torch threads {torch.get_num_threads()}, loaded in {time.perf_counter() - started:.1f} s"
     )
-    grammar = generator.grammars.compile(character_schema()) if generator.grammars is not None else None
+    constrained = config.shape.constrained and decoding.grammar_available()
+    grammar = generator.grammars.compile(character_schema()) if constrained else None
 
     tokens_per_second(generator, None, args.rows, 16, 1)  # warm-up
     # Alternate the two variants so that load from other processes hits both alike.
@@ -144,6 +207,9 @@ def main() -> None:
         f"{stats.tokens / elapsed:.0f} tokens/s, attempts {stats.attempts}, repaired {stats.repaired}, "
         f"regenerated {stats.regenerated}, first-try valid {stats.valid_first_try})"
     )
+
+    if not args.no_node and not args.qwen3_06b:
+        trio.run(node_figures, service.model_name(), args.characters, args.node_rounds)
 
     if args.grpo_steps < 1:
         return
