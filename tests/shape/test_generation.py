@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 import aria
 from aria.apps.shape import corpus, decoding
@@ -177,6 +178,25 @@ class TestApi:
             assert status["generation"]["characters"] == 4 and status["model"].startswith("tiny@")
             with pytest.raises(ValueError, match=r"n must be 1\.\.1000, not 0"):
                 await shape.generate(n=0)
+
+    async def test_cancelling_a_call_stops_sampling_at_the_next_token(
+        self, tiny_model_dir: Path, data_dir: Path
+    ) -> None:
+        api = ShapeApi(service_for(tiny_model_dir, data_dir, batch_size=1))
+        first = trio.Event()
+
+        def progress(done: int, total: int) -> None:  # in the worker thread
+            trio.from_thread.run_sync(first.set)
+
+        with trio.fail_after(60):  # 1000 characters would take many minutes
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(lambda: api.generate(n=1000, seed=1, progress=progress))
+                await first.wait()
+                nursery.cancel_scope.cancel()
+        generator = api.service.current_generator()
+        assert generator is not None and 1 <= generator.stats.characters < 10  # not 1000
+        [character] = await api.generate(n=1, seed=1)  # the worker is free again
+        assert character.index == 0
 
     async def test_an_unset_seed_is_drawn_and_recorded(self, tiny_model_dir: Path, data_dir: Path) -> None:
         api = ShapeApi(service_for(tiny_model_dir, data_dir))

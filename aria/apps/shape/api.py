@@ -238,11 +238,16 @@ class ShapeApi:
         Raises:
             The same as :meth:`generate`.
         """
+        from aria.apps.shape.decoding import Stopped
+
         seed = _check_request(prompt, constraints, n, seed, limit=1000)
         sender, receiver = trio.open_memory_channel[dict[str, Any]](math.inf)
 
         def on_event(event: dict[str, Any]) -> None:
-            trio.from_thread.run_sync(sender.send_nowait, event)
+            try:
+                trio.from_thread.run_sync(sender.send_nowait, event)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise Stopped("the stream's receiver is gone") from None  # send() failed
 
         def work(stop: threading.Event) -> tuple[list[GeneratedCharacter], GenerationStats]:
             return self.service.generator().generate(prompt, constraints, n, seed, events=on_event, stop=stop)
