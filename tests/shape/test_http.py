@@ -210,3 +210,28 @@ class TestStreaming:
                 await socket.close()
             assert socket.close_code == 4400 and messages[0]["error"] == "invalid_request"
             assert "n must be at most 16" in messages[0]["error_description"]
+
+
+class TestUntrainedModel:
+    async def test_generation_routes_answer_503_instead_of_training_the_default_model(
+        self, data_dir: Path
+    ) -> None:
+        from quart_trio import QuartTrio
+
+        from aria.apps.shape.api import ShapeApi, create_blueprint
+        from aria.apps.shape.service import ShapeService
+        from aria.apps.shape.settings import ShapeSection
+        from aria.supervisor import Registry, ServiceRef
+
+        registry = Registry()
+        registry.declare("aria_shape")
+        registry.register("aria_shape", ShapeApi(ShapeService(ShapeSection(), data_dir / "shape")))
+        app = QuartTrio(__name__)
+        app.register_blueprint(create_blueprint(ServiceRef(registry, "aria_shape")), url_prefix=SHAPE)
+        client = app.test_client()
+        for path in ("/characters", "/batches"):
+            response = await client.post(f"{SHAPE}{path}", json={"n": 1})
+            assert response.status_code == 503 and response.headers["Retry-After"] == "60"
+            body = await response.get_json()
+            assert body["error"] == "model_not_ready" and "aria shape train-base" in body["error_description"]
+        assert not (data_dir / "shape" / "models").exists()  # nothing was trained
