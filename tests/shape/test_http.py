@@ -211,6 +211,20 @@ class TestStreaming:
             assert socket.close_code == 4400 and messages[0]["error"] == "invalid_request"
             assert "n must be at most 16" in messages[0]["error_description"]
 
+            # A 20-year-old elf breaks a rule that no attempt can repair around the fixed age.
+            impossible = {"n": 1, "seed": 1, "constraints": {"species": "elf", "age": 20}}
+            socket = await node.websocket(f"{path}?access_token={token}")
+            try:
+                messages = await stream_session(socket, impossible)
+            finally:
+                await socket.close()
+            assert socket.close_code == 4422 and messages[-1]["error"] == "generation_failed"
+            assert "age.species_range" in messages[-1]["error_description"]
+            assert [m["attempt"] for m in messages if m["type"] == "retry"] == [0, 1, 2]
+            async with node.client(token) as oper:
+                failed = await oper.post(f"{SHAPE}/characters", json=impossible)
+            assert failed.status_code == 422 and failed.json()["error"] == "generation_failed"
+
 
 class TestUntrainedModel:
     async def test_generation_routes_answer_503_instead_of_training_the_default_model(

@@ -257,10 +257,16 @@ class ShapeApi:
                 async for event in receiver:
                     await send(event)
 
+        failure: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(forward)
             with sender:
-                characters, stats = await self._generate(work, n=n, seed=seed)
+                try:
+                    characters, stats = await self._generate(work, n=n, seed=seed)
+                except Exception as exc:
+                    failure = exc  # raised below, not wrapped in the nursery's exception group
+        if failure is not None:
+            raise failure
         ids: list[str | None] = [None] * n
         batch = None
         if self.database is not None:
