@@ -421,6 +421,7 @@ class ShapeApi:
         while True:
             found = await self.batch(batch_id)
             if found["state"] in ("completed", "failed"):
+                self._batch_finished.pop(found["id"], None)
                 return found
             event = self._batch_finished.setdefault(found["id"], trio.Event())
             with trio.move_on_after(poll_interval):
