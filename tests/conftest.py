@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,23 +35,26 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     aria.logging.reset()
 
 
-def traversable_directory() -> Path:
+@contextmanager
+def traversable_directory() -> Iterator[Path]:
     """A directory under /tmp that the postgres user can enter: pytest's own tmp dirs are 0700 root,
     and aria_data runs PostgreSQL as that user when the tests run as root. Short, too: unix
-    socket paths are limited to 108 bytes."""
+    socket paths are limited to 108 bytes. Removed on the way out, also when set-up fails."""
     path = Path(tempfile.mkdtemp(prefix="aria-test-", dir="/tmp"))
-    path.chmod(0o711)
-    return path
+    try:
+        path.chmod(0o711)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     """A fresh node data directory."""
-    base = traversable_directory()
-    path = base / "var"
-    path.mkdir()
-    yield path
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_directory() as base:
+        path = base / "var"
+        path.mkdir()
+        yield path
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ routes served by a real hypercorn (trio worker) on loopback."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -44,17 +43,16 @@ def auth_config(data_dir: Path, issuer: str, **auth: Any) -> dict[str, dict[str,
 
 
 def _build_template() -> Iterator[Path]:
-    base = traversable_directory()
-    template = base / "var"
+    with traversable_directory() as base:
+        template = base / "var"
 
-    async def initialise() -> None:
-        config = auth_config(template, "http://127.0.0.1:1")
-        async with aria.running(apps=["aria_auth"], config=config, configure_logging=False):
-            pass
+        async def initialise() -> None:
+            config = auth_config(template, "http://127.0.0.1:1")
+            async with aria.running(apps=["aria_auth"], config=config, configure_logging=False):
+                pass
 
-    trio.run(initialise)
-    yield template
-    shutil.rmtree(base, ignore_errors=True)
+        trio.run(initialise)
+        yield template
 
 
 @pytest.fixture(scope="session")
@@ -69,11 +67,10 @@ def upstream_template() -> Iterator[Path]:
 
 
 def _copy(template: Path) -> Iterator[Path]:
-    base = traversable_directory()
-    target = base / "var"
-    subprocess.run(["cp", "-a", str(template), str(target)], check=True)
-    yield target
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_directory() as base:
+        target = base / "var"
+        subprocess.run(["cp", "-a", str(template), str(target)], check=True)
+        yield target
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ plus an operator account and HTTPS clients that verify the node's local CA."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -39,28 +38,26 @@ def node_config(data_dir: Path, **coordinate: Any) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def node_template() -> Iterator[Path]:
-    base = traversable_directory()
-    template = base / "var"
+    with traversable_directory() as base:
+        template = base / "var"
 
-    async def initialise() -> None:
-        async with aria.running(config=node_config(template), configure_logging=False):
-            auth = await aria.whereis("aria_auth").get()
-            await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
-            await auth.put_role("reader", ["monitor:read"], description="tests: read the monitor")
-            await auth.add_user("oper", PASSWORD, roles=["operator"])
-            await auth.add_user("reader", PASSWORD, roles=["reader"])
+        async def initialise() -> None:
+            async with aria.running(config=node_config(template), configure_logging=False):
+                auth = await aria.whereis("aria_auth").get()
+                await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
+                await auth.put_role("reader", ["monitor:read"], description="tests: read the monitor")
+                await auth.add_user("oper", PASSWORD, roles=["operator"])
+                await auth.add_user("reader", PASSWORD, roles=["reader"])
 
-    trio.run(initialise)
-    yield template
-    shutil.rmtree(base, ignore_errors=True)
+        trio.run(initialise)
+        yield template
 
 
 @pytest.fixture
 def node_dir(node_template: Path) -> Iterator[Path]:
-    base = traversable_directory()
-    subprocess.run(["cp", "-a", str(node_template), str(base / "var")], check=True)
-    yield base / "var"
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_directory() as base:
+        subprocess.run(["cp", "-a", str(node_template), str(base / "var")], check=True)
+        yield base / "var"
 
 
 @dataclass

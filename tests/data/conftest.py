@@ -3,7 +3,6 @@ role and database made) built once per session and copied, ownership kept, for e
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,16 +31,16 @@ def data_config(data_dir: Path, **data: Any) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def node_template() -> Iterator[Path]:
-    base = traversable_directory()
-    template = base / "var"
+    with traversable_directory() as base:
+        template = base / "var"
 
-    async def initialise() -> None:
-        async with aria.running(apps=["aria_data"], config=data_config(template), configure_logging=False):
-            pass
+        async def initialise() -> None:
+            config = data_config(template)
+            async with aria.running(apps=["aria_data"], config=config, configure_logging=False):
+                pass
 
-    trio.run(initialise)
-    yield template
-    shutil.rmtree(base, ignore_errors=True)
+        trio.run(initialise)
+        yield template
 
 
 @pytest.fixture

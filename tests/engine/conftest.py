@@ -4,7 +4,6 @@ aria_engine and the gateway, from one session template (a cold boot and the migr
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -63,35 +62,33 @@ def _need_postgres() -> None:
 @pytest.fixture(scope="session")
 def engine_node_template() -> Iterator[Path]:
     _need_postgres()
-    base = traversable_directory()
-    template = base / "var"
+    with traversable_directory() as base:
+        template = base / "var"
 
-    async def initialise() -> None:
-        async with aria.running(
-            apps=["aria_coordinate"],
-            config=engine_node_config(template),
-            configure_logging=False,
-            catalog=GATEWAY_CATALOG,
-        ):
-            auth = await aria.whereis("aria_auth").get()
-            await auth.put_role("operator", ["*:*"], description="tests: everything")
-            await auth.put_role(
-                "plan_reader", ["aria_engine.requests:read"], description="tests: read planning requests"
-            )
-            await auth.add_user("oper", PASSWORD, roles=["operator"])
-            await auth.add_user("reader", PASSWORD, roles=["plan_reader"])
+        async def initialise() -> None:
+            async with aria.running(
+                apps=["aria_coordinate"],
+                config=engine_node_config(template),
+                configure_logging=False,
+                catalog=GATEWAY_CATALOG,
+            ):
+                auth = await aria.whereis("aria_auth").get()
+                await auth.put_role("operator", ["*:*"], description="tests: everything")
+                await auth.put_role(
+                    "plan_reader", ["aria_engine.requests:read"], description="tests: read planning requests"
+                )
+                await auth.add_user("oper", PASSWORD, roles=["operator"])
+                await auth.add_user("reader", PASSWORD, roles=["plan_reader"])
 
-    trio.run(initialise)
-    yield template
-    shutil.rmtree(base, ignore_errors=True)
+        trio.run(initialise)
+        yield template
 
 
 @pytest.fixture
 def engine_node_dir(engine_node_template: Path) -> Iterator[Path]:
-    base = traversable_directory()
-    subprocess.run(["cp", "-a", str(engine_node_template), str(base / "var")], check=True)
-    yield base / "var"
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_directory() as base:
+        subprocess.run(["cp", "-a", str(engine_node_template), str(base / "var")], check=True)
+        yield base / "var"
 
 
 @pytest.fixture

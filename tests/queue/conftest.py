@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -40,24 +39,23 @@ def queue_config(data_dir: Path, **queue: Any) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def queue_template() -> Iterator[Path]:
-    base = traversable_directory()
-    template = base / "var"
+    with traversable_directory() as base:
+        template = base / "var"
 
-    async def initialise() -> None:
-        async with aria.running(apps=["aria_queue"], config=queue_config(template), configure_logging=False):
-            pass
+        async def initialise() -> None:
+            config = queue_config(template)
+            async with aria.running(apps=["aria_queue"], config=config, configure_logging=False):
+                pass
 
-    trio.run(initialise)
-    yield template
-    shutil.rmtree(base, ignore_errors=True)
+        trio.run(initialise)
+        yield template
 
 
 @pytest.fixture
 def queue_dir(queue_template: Path) -> Iterator[Path]:
-    base = traversable_directory()
-    subprocess.run(["cp", "-a", str(queue_template), str(base / "var")], check=True)
-    yield base / "var"
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_directory() as base:
+        subprocess.run(["cp", "-a", str(queue_template), str(base / "var")], check=True)
+        yield base / "var"
 
 
 @pytest.fixture

@@ -93,7 +93,6 @@ def node_config(data_dir: Path, model_dir: Path | None = None, **shape: Any) -> 
 def node_template() -> Iterator[Path]:
     """A whole node booted once (every app's migrations applied) with two accounts: ``oper`` may do
     everything, ``reader`` may only read characters and batches."""
-    import shutil
 
     import trio
 
@@ -101,35 +100,32 @@ def node_template() -> Iterator[Path]:
     from tests.conftest import traversable_directory
 
     needs_postgres()
-    base = traversable_directory()
-    template = base / "var"
+    with traversable_directory() as base:
+        template = base / "var"
 
-    async def initialise() -> None:
-        async with aria.running(config=node_config(template), configure_logging=False):
-            auth = await aria.whereis("aria_auth").get()
-            await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
-            await auth.put_role(
-                "shape-reader",
-                ["aria_shape.characters:read", "aria_shape.batches:read"],
-                description="tests: read characters and batches",
-            )
-            await auth.add_user("oper", PASSWORD, roles=["operator"])
-            await auth.add_user("reader", PASSWORD, roles=["shape-reader"])
+        async def initialise() -> None:
+            async with aria.running(config=node_config(template), configure_logging=False):
+                auth = await aria.whereis("aria_auth").get()
+                await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
+                await auth.put_role(
+                    "shape-reader",
+                    ["aria_shape.characters:read", "aria_shape.batches:read"],
+                    description="tests: read characters and batches",
+                )
+                await auth.add_user("oper", PASSWORD, roles=["operator"])
+                await auth.add_user("reader", PASSWORD, roles=["shape-reader"])
 
-    trio.run(initialise)
-    yield template
-    shutil.rmtree(base, ignore_errors=True)
+        trio.run(initialise)
+        yield template
 
 
 @pytest.fixture
 def node_dir(node_template: Path) -> Iterator[Path]:
     """A private copy of the template node's data directory."""
-    import shutil
     import subprocess
 
     from tests.conftest import traversable_directory
 
-    base = traversable_directory()
-    subprocess.run(["cp", "-a", str(node_template), str(base / "var")], check=True)
-    yield base / "var"
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_directory() as base:
+        subprocess.run(["cp", "-a", str(node_template), str(base / "var")], check=True)
+        yield base / "var"

@@ -3,7 +3,6 @@ and nodes with the real aria_data for the asset catalog, copied per test from a 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,23 +42,21 @@ def storage_template() -> Iterator[Path]:
     """A data directory booted once (OpenBao initialised, PostgreSQL cluster, the migrations)."""
     if find_postgres_binaries() is None:
         pytest.skip("PostgreSQL's initdb and postgres are not installed (aria_data's postgres engine)")
-    base = traversable_directory()
-    template = base / "var"
+    with traversable_directory() as base:
+        template = base / "var"
 
-    async def initialise() -> None:
-        config = storage_config(template)
-        async with aria.running(apps=["aria_storage"], config=config, configure_logging=False):
-            pass
+        async def initialise() -> None:
+            config = storage_config(template)
+            async with aria.running(apps=["aria_storage"], config=config, configure_logging=False):
+                pass
 
-    trio.run(initialise)
-    yield template
-    shutil.rmtree(base, ignore_errors=True)
+        trio.run(initialise)
+        yield template
 
 
 @pytest.fixture
 def storage_dir(storage_template: Path) -> Iterator[Path]:
     """A private copy of the template's data directory."""
-    base = traversable_directory()
-    subprocess.run(["cp", "-a", str(storage_template), str(base / "var")], check=True)
-    yield base / "var"
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_directory() as base:
+        subprocess.run(["cp", "-a", str(storage_template), str(base / "var")], check=True)
+        yield base / "var"
