@@ -51,8 +51,12 @@ class LogTail:
         return newer[-limit:]
 
 
+_PLAIN_TYPES = frozenset({type(None), bool, int, float, str})
+
+
 def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
+    # An exact type test: this runs for every value of every log line.
+    if type(value) in _PLAIN_TYPES or isinstance(value, bool | int | float | str):
         return value
     return str(value)
 

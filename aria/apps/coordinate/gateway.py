@@ -189,6 +189,12 @@ class Gateway:
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown)
         self.setup_token: str | None = None
+        # Resolved once: the hooks below run on every request.
+        from aria.apps.auth.api import AuthError, Resource
+
+        self._auth_error = AuthError
+        self._resource_class = Resource
+        self._request_log = log.bind()  # a bound logger skips the proxy's per-call set-up
         self.app = GatewayApp(__name__, static_folder=None)  # the dashboard blueprint serves /static
         self.app.request_timeout = settings.request_timeout
         self.app.retries = settings.retries
@@ -225,9 +231,12 @@ class Gateway:
         g.principal_name = ""
         g.is_admin = False
         g.new_cookies = None
+        endpoint = request.endpoint
+        blueprint = request.blueprint
+        app_name = g.app_name = self._blueprint_app.get(blueprint) if blueprint else None
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             return Response("", status=204)
-        view = self.app.view_functions.get(request.endpoint) if request.endpoint else None
+        view = self.app.view_functions.get(endpoint) if endpoint else None
         limit = body_limit_of(view, self.settings.max_body_bytes)
         body = request.body
         if isinstance(body, GatewayBody):
@@ -235,16 +244,15 @@ class Gateway:
         if limit is not None and (request.content_length or 0) > limit:
             # Refused before anything reads it.
             return error_response(413, "payload_too_large", f"bodies are limited to {limit} bytes here")
-        app_name = self._owner()
         if app_name is not None:
             wait = self._unavailable(app_name)
             if wait:
                 return error_response(
                     503, "unavailable", f"{app_name} is not available", Retry_After=str(max(1, round(wait)))
                 )
-        if view is not None and (is_public(view) or (request.endpoint or "").endswith(".static")):
+        if view is not None and (is_public(view) or (endpoint or "").endswith(".static")):
             return None  # public views, and the dashboard's CSS and script (the login page needs them)
-        principal = await self._authenticate()
+        principal = await self._authenticate(request, g)
         is_api = request.path.startswith("/api/")
         if principal is None:
             if is_api or view is None or request.path == "/events":
@@ -277,7 +285,8 @@ class Gateway:
 
     def _rate_limit(self, principal: Any) -> ResponseReturnValue | None:
         g = _g._get_current_object()
-        verdict = self.limiter.take((principal.name, str(g.connection.url_rule)), trio.current_time())
+        rule = g.connection.url_rule
+        verdict = self.limiter.take((principal.name, rule.rule if rule else ""), trio.current_time())
         g.ratelimit = verdict
         if not verdict.allowed:
             return error_response(
@@ -288,12 +297,13 @@ class Gateway:
     async def _after(self, response: Response) -> Response:
         g = _g._get_current_object()
         request = _request._get_current_object()
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        verdict = g.get("ratelimit")
+        headers = response.headers
+        headers["X-Request-ID"] = g.request_id  # _before sets what _after reads, before any return
+        verdict = g.ratelimit
         if verdict is not None:
-            response.headers["X-RateLimit-Limit"] = str(verdict.limit)
-            response.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
-            response.headers["X-RateLimit-Reset"] = str(round(verdict.reset))
+            headers["X-RateLimit-Limit"] = str(verdict.limit)
+            headers["X-RateLimit-Remaining"] = str(verdict.remaining)
+            headers["X-RateLimit-Reset"] = str(round(verdict.reset))
         origin = request.headers.get("Origin")
         if origin and (origin in self.settings.cors_origins or "*" in self.settings.cors_origins):
             response.headers["Access-Control-Allow-Origin"] = origin
@@ -301,25 +311,27 @@ class Gateway:
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
             response.headers["Vary"] = "Origin"
-        cookies = g.get("new_cookies")
+        cookies = g.new_cookies
         if cookies:
             self._set_session(response, *cookies)
-        route = str(request.url_rule) if request.url_rule else "unmatched"
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        LATENCY.labels(route, request.method).observe(elapsed)
-        app_name = self._owner()
+        rule = request.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        elapsed = time.perf_counter() - g.started
+        method, status = request.method, response.status_code
+        REQUESTS.labels(route, method, str(status)).inc()
+        LATENCY.labels(route, method).observe(elapsed)
+        app_name = g.app_name
         if app_name is not None:
-            failed = g.get("failed_app", False) or response.status_code >= 500
+            failed = g.get("failed_app", False) or status >= 500
             self.breaker.record(app_name, not failed, trio.current_time())
-        log.info(
+        self._request_log.info(
             "request",
-            method=request.method,
+            method=method,
             path=request.path,
             route=route,
-            status=response.status_code,
+            status=status,
             ms=round(elapsed * 1000, 2),
-            principal=g.get("principal_name", ""),
+            principal=g.principal_name,
         )
         return response
 
@@ -377,22 +389,15 @@ class Gateway:
         live = self.system.registry.whereis_nowait("aria_auth")
         return live if live is not None else await self.auth.get()
 
-    def _owner(self) -> str | None:
-        if request.blueprint:
-            return self._blueprint_app.get(request.blueprint)
-        return None
-
     def _unavailable(self, app_name: str) -> float:
         if self.system.registry.whereis_nowait(app_name) is None:
             return 2.0  # restarting or stopped
         return self.breaker.check(app_name, trio.current_time())
 
     def _resource(self, resource: str) -> Any:
-        from aria.apps.auth.api import Resource
+        return self._resource_class(resource, _g.connection.path)
 
-        return Resource(resource, _g.connection.path)
-
-    async def _authenticate(self) -> Any:
+    async def _authenticate(self, request: Any, g: Any) -> Any:
         token = _bearer(request.headers.get("Authorization", ""))
         if token:
             return await self._verify(token)
@@ -414,8 +419,7 @@ class Gateway:
         return None
 
     async def _verify(self, token: str) -> Any:
-        from aria.apps.auth.api import AuthError
-
+        g = _g._get_current_object()
         try:
             if token.startswith("aria_pat_"):
                 principal = await (await self._auth()).verify_api_token(
@@ -423,7 +427,7 @@ class Gateway:
                 )
             else:
                 principal = await (await self._auth()).verify_token(token)
-        except AuthError:
+        except self._auth_error:
             return None
         g.principal = principal
         g.principal_name = principal.name
