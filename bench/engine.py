@@ -10,7 +10,9 @@ Every plan is validated by running its actions from the initial state and checki
     .venv/bin/python -m bench.engine [--sizes 10,20,40,80,160,320] [--problems 3] [--repeat 5] [--peer-cap 20]
 
 Each problem is planned ``--repeat`` times by each planner, interleaved, and the fastest run counts
-(the machine's other load only ever adds time). The ``domain`` column is the time the domain's own
+(the machine's other load only ever adds time). The collector stays on for every run, as it is
+by default, and a full collection before each timed run leaves no run paying for an earlier run's
+garbage. The ``domain`` column is the time the domain's own
 methods and actions take when called in the same order with no planner at all, on a plain object
 mutated in place: what any planner running this domain code must spend. ``overhead`` is a planner's
 time per plan step beyond it, and ``bound`` is the ratio a planner with no overhead would reach.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
 import importlib.metadata
 import importlib.util
 import io
@@ -121,6 +124,7 @@ def domain_only(
     multigoal_methods = domain._multigoal_method_list
     todo: list[Any] = [multigoal]
     plan = []
+    gc.collect()
     started = time.perf_counter()
     while todo:
         item = todo.pop()
@@ -157,6 +161,7 @@ def timed_plan(
         signal.signal(signal.SIGALRM, expire)
         signal.setitimer(signal.ITIMER_REAL, cap)
     try:
+        gc.collect()
         started = time.perf_counter()
         plan = gtpyhop.find_plan(state, [multigoal])
         return time.perf_counter() - started, plan
