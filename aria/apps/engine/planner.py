@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aria.apps.engine.domain import Domain
@@ -248,6 +249,25 @@ class _Choice:
         self.index = 0
         self.applied: list[int] = []
         self.results: list[tuple[int, list[Any]]] | None = None  # eager mode: precomputed refinements
+
+
+class _FastChoice:
+    """A fast-search choice point: the agenda cell to resume, the state and log it had, the next method."""
+
+    __slots__ = ("applied", "index", "item", "kind", "log", "methods", "parent", "rest", "state")
+
+    def __init__(
+        self, item: Any, kind: str, parent: tuple[Any, ...], rest: Any, log: Any, state: State, methods: Any
+    ) -> None:
+        self.item = item
+        self.kind = kind
+        self.parent = parent
+        self.rest = rest
+        self.log = log
+        self.state = state
+        self.methods = methods
+        self.index = 0
+        self.applied: list[int] = []
 
 
 class _Stop(Exception):
@@ -504,6 +524,9 @@ class _Search:
     def run(self, state: State, nodes: list[Node]) -> PlanOutcome:
         self.started = time.perf_counter()
         self.deadline = None if self.time_limit is None else time.monotonic() + self.time_limit
+        planner = self.planner
+        if planner.observer is None and planner.lazy_methods and not planner.drop_idempotent_actions:
+            return self._run_fast(state, nodes)
         agenda = None
         for node in reversed(nodes):
             agenda = (node, agenda)
@@ -521,6 +544,37 @@ class _Search:
         return PlanOutcome(
             status, plan, self.tree, stats, explanation, final_state if status == SUCCESS else None
         )
+
+    def _run_fast(self, state: State, nodes: list[Node]) -> PlanOutcome:
+        """The search without observers, eager methods or dropped actions: see :meth:`_fast_search`."""
+        agenda = None
+        for node in reversed(nodes):
+            agenda = (node.item, node.kind, (_TOP, node, None, node.depth - 1, None, None, None), agenda)
+        # The search changes its state in place while nothing can backtrack to an earlier one, so
+        # it starts from a private copy: the caller's state is never modified.
+        own = State.copy(state, state.__name__)
+        self.log = None
+        try:
+            status, final_state = self._fast_search(own, agenda)
+        except _Stop as stop:
+            self._explain_stop(stop.status)
+            status, final_state = stop.status, None
+        finally:
+            tree, log, verify_goals = self.tree, self.log, self.planner.verify_goals
+            tree.defer(lambda: _build_nodes(tree, nodes, log, verify_goals))
+        stats = self.stats
+        stats.duration_s = time.perf_counter() - self.started
+        plan: list[Any] = []
+        if status == SUCCESS:
+            entry = log
+            while entry is not None:
+                if entry[0] is _PLANNED:
+                    plan.append(entry[1])
+                entry = entry[-1]
+            plan.reverse()
+            stats.plan_length = len(plan)
+        explanation = None if status == SUCCESS else self.explanation
+        return PlanOutcome(status, plan, self.tree, stats, explanation, final_state)
 
     def _loop(self, state: State, agenda: Any) -> tuple[str, State | None, Any]:
         stats = self.stats
@@ -769,6 +823,261 @@ class _Search:
 
     # ----------------------------------------------------------------------------------------------
 
+    def _fast_search(self, state: State, agenda: Any) -> tuple[str, State | None]:
+        """The search loop for the common configuration, with as little work per step as it can.
+
+        * No node per todo item: the agenda is a persistent list of cells ``(item, kind, parent,
+          rest)`` (``kind`` None until classified, or a verification's kind, or the choice point a
+          backtrack resumes), and the search's result is a persistent log of what it did, newest
+          first, that :func:`_build_nodes` turns into the solution tree when someone reads it. A
+          refinement's log entry is its record ``(kind, item, parent record, depth, method,
+          subitems, previous)``, which is also the parent of its subitems' cells; an action's is
+          ``(_PLANNED, item, parent record, previous)``. A choice point keeps the log as it was, so
+          backtracking forgets what the abandoned branch did.
+        * Actions change the state in place while no choice point is left to backtrack to (always,
+          in the greedy strategy): nothing can go back to the state as it was, so there is nothing
+          to copy or undo (the conditional trailing of Prolog's WAM, with an empty trail). While a
+          choice point holds a state, an action runs on a copy-on-write child instead, and the
+          choice point's state stays as it was.
+
+        Returns the status and the final state; the log is left in ``self.log`` on every way out.
+        """
+        domain = self.domain
+        actions = domain._action_dict
+        task_methods = domain._task_method_dict
+        unigoal_methods = domain._unigoal_method_dict
+        multigoal_methods = domain._multigoal_method_list
+        planner = self.planner
+        blacklist = planner.blacklist
+        backtracking = planner.backtracking
+        verify_goals = planner.verify_goals
+        limit = self.max_expansions
+        if limit is None:
+            limit = -1
+        check_clock = self.deadline is not None or self.cancel is not None
+        stats = self.stats
+        stack: list[_FastChoice] = []
+        kind_of_name: dict[Any, str] = {}
+        touched_by: dict[Any, frozenset[str]] = {}  # action name -> variables it copied last time
+        verified = None  # the multigoal last verified, until the state or the refinements move on
+        log = None
+        expansions = actions_tried = methods_tried = backtracks = 0
+        deepest = agenda[2][3] + 1 if agenda is not None else 0
+        try:
+            while True:
+                if agenda is None:
+                    return SUCCESS, state
+                if expansions == limit:
+                    raise _Stop(EXPANSION_LIMIT)
+                expansions += 1
+                if check_clock and not expansions % _CLOCK_EVERY:
+                    self._check_clock()
+                item, kind, parent, rest = agenda
+                if kind is None:
+                    if type(item) is tuple and item:
+                        kind = kind_of_name.get(item[0])
+                        if kind is UNIGOAL and len(item) != 3:
+                            kind = None  # _kind_of names the error
+                    elif type(item) is Multigoal:
+                        kind = MULTIGOAL
+                    if kind is None:
+                        kind = self._kind_of(item, partial(_cell_node, item, None, parent))
+                        if type(item) is tuple and kind is not MULTIGOAL:
+                            kind_of_name[item[0]] = kind
+
+                if kind is ACTION:
+                    actions_tried += 1
+                    if blacklist and tuple(item) in blacklist:
+                        reason = "the command is blacklisted"
+                    else:
+                        action = actions[item[0]]
+                        if not stack:
+                            # Nothing can backtrack to the state as it is: the action changes it.
+                            try:
+                                result = action(state, *item[1:])
+                            except Exception as error:
+                                raise _action_error(item, parent, error) from error
+                            if result is state:
+                                verified = None
+                                log = (_PLANNED, item, parent, log)
+                                agenda = rest
+                                continue
+                            if result is not None and result is not False:
+                                if not isinstance(result, State):
+                                    raise _action_result_error(item, parent, result)
+                                # Another state object: this search's own copy of it from now on.
+                                state = State.copy(result, result.__name__)
+                                verified = None
+                                log = (_PLANNED, item, parent, log)
+                                agenda = rest
+                                continue
+                        else:
+                            # A choice point holds this state: the action gets a copy-on-write child.
+                            name = item[0]
+                            child = cow_child(state, touched_by.get(name, _NOTHING))
+                            expected = len(child.__dict__)
+                            try:
+                                result = action(child, *item[1:])
+                            except Exception as error:
+                                raise _action_error(item, parent, error) from error
+                            if len(child.__dict__) != expected:
+                                touched_by[name] = touched_variables(child)
+                            if result is not None and result is not False:
+                                if not isinstance(result, State):
+                                    raise _action_result_error(item, parent, result)
+                                seal(child)
+                                state = result
+                                verified = None
+                                log = (_PLANNED, item, parent, log)
+                                agenda = rest
+                                continue
+                        reason = "the action's preconditions do not hold (it returned False/None)"
+                    self._note_cell_failure(item, ACTION, parent, reason)
+
+                elif kind is VERIFY_MULTIGOAL:
+                    # Nested refinements of one multigoal end in a run of verifications of it with
+                    # nothing done in between: one check does for the run.
+                    if item is not verified:
+                        missing = unachieved_goals(state, item)
+                        if missing:
+                            node = _cell_node(item, kind, parent)
+                            raise DomainError(
+                                f"method {node.method} did not achieve multigoal {item.__name__}: "
+                                "still unachieved "
+                                f"{missing!r} (while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
+                            )
+                        verified = item
+                    agenda = rest
+                    continue
+
+                elif kind is VERIFY_GOAL:
+                    variable, arg, value = item
+                    if not _goal_holds(state, variable, arg, value, parent):
+                        node = _cell_node(item, kind, parent)
+                        raise DomainError(
+                            f"method {node.method} did not achieve goal {item!r}: after its subtasks, "
+                            f"{variable}[{arg!r}] is {_lookup(state, variable, arg)!r} "
+                            f"(while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
+                        )
+                    agenda = rest
+                    continue
+
+                else:  # a task, unigoal or multigoal to refine, or a choice point to resume
+                    verified = None
+                    choice = None
+                    if kind is TASK:
+                        methods = task_methods[item[0]]
+                    elif kind is MULTIGOAL:
+                        methods = multigoal_methods
+                    elif kind is UNIGOAL:
+                        if _goal_holds(state, item[0], item[1], item[2], parent):
+                            log = (_ACHIEVED, item, parent, log)
+                            agenda = rest
+                            continue
+                        methods = unigoal_methods[item[0]]
+                    else:
+                        choice = kind
+                        kind = choice.kind
+                        methods = choice.methods
+                    count = len(methods)
+                    index = 0 if choice is None else choice.index
+                    subitems = None
+                    while index < count:
+                        method = methods[index]
+                        index += 1
+                        methods_tried += 1
+                        try:
+                            if kind is TASK:
+                                subitems = method(state, *item[1:])
+                            elif kind is MULTIGOAL:
+                                subitems = method(state, item)
+                            else:
+                                subitems = method(state, item[1], item[2])
+                        except Exception as error:
+                            node = _cell_node(item, kind, parent)
+                            raise DomainError(
+                                f"method {method.__name__} for {label(node)} raised {_error_text(error)} "
+                                f"(while planning {' > '.join(node.path())})"
+                            ) from error
+                        if subitems is False or subitems is None:
+                            subitems = None
+                            continue
+                        if type(subitems) is not list and not isinstance(subitems, list):
+                            node = _cell_node(item, kind, parent)
+                            raise DomainError(
+                                f"method {method.__name__} for {label(node)} returned "
+                                f"{_describe(subitems)}; a method must return a list of tasks, goals "
+                                "and actions, or False/None when it does not apply"
+                            )
+                        break
+                    if subitems is not None:
+                        depth = parent[3] + 1
+                        if backtracking and index < count:
+                            if choice is None:
+                                if not stack:
+                                    # From now on actions copy rather than change this state; what
+                                    # in-place actions did to it is not reflected in its layout.
+                                    state._flat = None
+                                choice = _FastChoice(item, kind, parent, rest, log, state, methods)
+                            choice.index = index
+                            choice.applied.append(index - 1)
+                            stack.append(choice)
+                        log = record = (kind, item, parent, depth, method, tuple(subitems), log)
+                        agenda = rest
+                        if verify_goals and kind is not TASK:
+                            check = VERIFY_MULTIGOAL if kind is MULTIGOAL else VERIFY_GOAL
+                            agenda = (item, check, record, agenda)
+                        if subitems:
+                            for sub in reversed(subitems):
+                                agenda = (sub, None, record, agenda)
+                            if depth >= deepest:
+                                deepest = depth + 1
+                        continue
+                    if choice is None:
+                        choice = _FastChoice(item, kind, parent, rest, log, state, methods)
+                    choice.index = count
+                    self._note_cell_exhausted(choice)
+
+                # The item failed: go back to the most recent choice point, resumed as an agenda cell.
+                if not stack:
+                    return FAILURE, None
+                choice = stack.pop()
+                backtracks += 1
+                if check_clock:
+                    self._check_clock()
+                state = choice.state
+                log = choice.log
+                verified = None
+                agenda = (choice.item, choice, choice.parent, choice.rest)
+                expansions -= 1  # resuming is not an expansion
+        finally:
+            self.log = log
+            stats.expansions = expansions
+            stats.actions_tried += actions_tried
+            stats.methods_tried += methods_tried
+            stats.backtracks += backtracks
+            stats.max_depth = max(stats.max_depth, deepest)
+
+    def _note_cell_failure(self, item: Any, kind: str, parent: tuple[Any, ...], reason: str) -> None:
+        if self.explanation is None or parent[3] + 1 > self.explanation.depth:
+            self._note_failure(_cell_node(item, kind, parent), reason)
+
+    def _note_cell_exhausted(self, choice: _FastChoice) -> None:
+        depth = choice.parent[3] + 1
+        if self.explanation is not None and depth <= self.explanation.depth:
+            return
+        node = _cell_node(choice.item, choice.kind, choice.parent)
+        old = _Choice(node, choice.kind, choice.state, None, None, choice.methods)
+        old.index = choice.index
+        old.applied = choice.applied
+        if choice.parent[0] is _TOP:
+            # A top-level item's own node (it stays in the tree): leave its fields to _build_nodes.
+            saved = (node.method, node.status, node.children)
+            self._note_exhausted(old)
+            node.method, node.status, node.children = saved
+        else:
+            self._note_exhausted(old)
+
     def _check_clock(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise _Stop(CANCELLED)
@@ -776,11 +1085,14 @@ class _Search:
             raise _Stop(TIME_LIMIT)
 
     def _classify(self, node: Node) -> str:
-        item = node.item
+        return self._kind_of(node.item, lambda: node)
+
+    def _kind_of(self, item: Any, node_of: Callable[[], Node]) -> str:
+        """The kind of a todo item; ``node_of`` gives its node for error messages (built only then)."""
         domain = self.domain
         if isinstance(item, tuple | list):
             if not item:
-                raise DomainError(f"an empty todo item {item!r}{_origin(node)}: it names nothing to do")
+                raise DomainError(f"an empty todo item {item!r}{_origin(node_of())}: it names nothing to do")
             name = item[0]
             try:
                 if name in domain._action_dict:
@@ -790,25 +1102,25 @@ class _Search:
                 if name in domain._unigoal_method_dict:
                     if len(item) != 3:
                         raise DomainError(
-                            f"goal {item!r}{_origin(node)} must be (state variable, argument, value), "
+                            f"goal {item!r}{_origin(node_of())} must be (state variable, argument, value), "
                             f"but has {len(item)} elements"
                         )
                     return UNIGOAL
             except TypeError:
                 raise DomainError(
-                    f"todo item {item!r}{_origin(node)}: its first element {name!r} is not a name"
+                    f"todo item {item!r}{_origin(node_of())}: its first element {name!r} is not a name"
                 ) from None
             raise DomainError(
-                f"todo item {item!r}{_origin(node)} isn't an action, task, unigoal or multigoal: nothing "
-                f"named {name!r} is declared in domain {domain.__name__!r}. Declare it with "
+                f"todo item {item!r}{_origin(node_of())} isn't an action, task, unigoal or multigoal: "
+                f"nothing named {name!r} is declared in domain {domain.__name__!r}. Declare it with "
                 f"declare_actions, declare_task_methods, or declare_unigoal_methods({name!r}, ...) for a goal"
             )
         if isinstance(item, Multigoal) or type(item).__name__ == "Multigoal":
             return MULTIGOAL
         raise DomainError(
-            f"todo item {item!r:.200}{_origin(node)} isn't an action, task, unigoal or multigoal: expected a "
-            f"Multigoal or a non-empty tuple naming an action, a task or a goal's state variable, got "
-            f"{type(item).__name__}"
+            f"todo item {item!r:.200}{_origin(node_of())} isn't an action, task, unigoal or multigoal: "
+            "expected a Multigoal or a non-empty tuple naming an action, a task or a goal's state variable, "
+            f"got {type(item).__name__}"
         )
 
     def _call_method(self, choice: _Choice, index: int) -> Any:
@@ -979,6 +1291,112 @@ def _holds(state: State, variable: str, arg: Any, value: Any, node: Node) -> boo
         except DomainError as error:
             raise DomainError(f"{error}{_origin(node)}") from None
     return bindings.get(arg) == value
+
+
+# Tags of the fast search's records (see _Search._fast_search): the pseudo-record above a top-level
+# item (holding its node), an action in the plan, a goal that already held.
+_TOP = "<top>"
+_PLANNED = "<planned>"
+_ACHIEVED = "<achieved>"
+
+
+def _record_node(record: tuple[Any, ...]) -> Node:
+    """A stand-alone node for a refinement record, with stand-alone ancestors up to the real tree.
+
+    For error messages and failure explanations (labels, paths, depths, the method chosen); the
+    nodes are not part of the tree. Iterative, as trees can be deeper than Python's recursion.
+    """
+    chain = []
+    while record[0] is not _TOP:
+        chain.append(record)
+        record = record[2]
+    node = record[1].parent  # the top-level item's parent: a real node of the tree
+    for kind, item, _parent, depth, method, _subitems, _previous in reversed(chain):
+        node = Node(-1, item, node, kind, depth)
+        node.method = method.__name__
+        node.status = REFINED
+    return node  # type: ignore[return-value]
+
+
+def _cell_node(item: Any, kind: str | None, parent: tuple[Any, ...]) -> Node:
+    """A node for an agenda cell of the fast search (a top-level item's own node when it is one)."""
+    if parent[0] is _TOP:
+        return parent[1]  # type: ignore[no-any-return]
+    node = Node(-1, item, _record_node(parent), kind, parent[3] + 1)
+    if kind is VERIFY_GOAL or kind is VERIFY_MULTIGOAL:
+        node.method = parent[4].__name__
+    return node
+
+
+def _build_nodes(tree: SolutionTree, tops: list[Node], log: Any, verify_goals: bool) -> None:
+    """Give ``tops`` (the top-level nodes of one search) the subtrees the search's log records.
+
+    The log holds one entry per refinement, action and achieved goal that the search kept, newest
+    first; replaying them oldest first against a depth-first agenda of nodes meets the nodes in the
+    order the search expanded them (verification nodes, which leave no entry, were verified when
+    the next entry's node was reached).
+    """
+    entries = []
+    while log is not None:
+        entries.append(log)
+        log = log[-1]
+    new_id = tree.new_id
+    agenda = list(reversed(tops))
+    for entry in reversed(entries):
+        node = agenda.pop()
+        while node.kind is VERIFY_GOAL or node.kind is VERIFY_MULTIGOAL:
+            node.status = VERIFIED
+            node = agenda.pop()
+        tag = entry[0]
+        if tag is _PLANNED:
+            node.kind = ACTION
+            node.status = PLANNED
+        elif tag is _ACHIEVED:
+            node.kind = UNIGOAL
+            node.status = ACHIEVED
+        else:
+            kind, item, _parent, depth, method, subitems, _previous = entry
+            node.kind = kind
+            node.method = method.__name__
+            node.status = REFINED
+            children = [Node(new_id(), sub, node, None, depth + 1) for sub in subitems]
+            if verify_goals and kind is not TASK:
+                check = Node(
+                    new_id(), item, node, VERIFY_MULTIGOAL if kind is MULTIGOAL else VERIFY_GOAL, depth + 1
+                )
+                check.method = node.method
+                children.append(check)
+            node.children = children
+            agenda.extend(reversed(children))
+    while agenda and agenda[-1].kind in (VERIFY_GOAL, VERIFY_MULTIGOAL):
+        agenda.pop().status = VERIFIED
+
+
+def _goal_holds(state: State, variable: str, arg: Any, value: Any, parent: tuple[Any, ...]) -> bool:
+    bindings = state.__dict__.get(variable)
+    if type(bindings) is dict:
+        return bindings.get(arg) == value  # type: ignore[no-any-return]
+    from aria.apps.engine.state import unigoal_holds
+
+    try:
+        return unigoal_holds(state, variable, arg, value)
+    except DomainError as error:
+        raise DomainError(f"{error}{_origin(_cell_node((variable, arg, value), UNIGOAL, parent))}") from None
+
+
+def _action_error(item: Any, parent: tuple[Any, ...], error: BaseException) -> DomainError:
+    node = _cell_node(item, ACTION, parent)
+    return DomainError(
+        f"action {label(node)} raised {_error_text(error)} (while planning {' > '.join(node.path())})"
+    )
+
+
+def _action_result_error(item: Any, parent: tuple[Any, ...], result: Any) -> DomainError:
+    node = _cell_node(item, ACTION, parent)
+    return DomainError(
+        f"action {label(node)} returned {_describe(result)}; an action must return "
+        "the state it was given (modified) when it applies, or False/None when not"
+    )
 
 
 def _lookup(state: State, variable: str, arg: Any) -> Any:

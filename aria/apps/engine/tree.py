@@ -9,7 +9,7 @@ with every plan, exports to JSON (:meth:`SolutionTree.to_json`) and to a Mermaid
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 ROOT = "root"
@@ -100,14 +100,37 @@ def label(node: Node) -> str:
 
 
 class SolutionTree:
-    """A root node whose children are the top-level todo items, and the id counter of the tree."""
+    """A root node whose children are the top-level todo items, and the id counter of the tree.
+
+    The planner's fast search does not build a node per todo item while it searches: it records each
+    refinement and action in a compact log and hands the tree a builder (:meth:`defer`) that turns
+    the log into nodes. The builder runs the first time anything reads the tree (its ``root``), so a
+    caller that only wants the plan (GTPyhop's ``find_plan``) never pays for the nodes.
+    """
 
     def __init__(self) -> None:
         self._ids = itertools.count()
         #: A fresh node id (the planner builds nodes itself on its hot path).
         self.new_id = self._ids.__next__
-        self.root = Node(self.new_id(), None, None, ROOT)
-        self.root.status = REFINED
+        self._root = Node(self.new_id(), None, None, ROOT)
+        self._root.status = REFINED
+        self._pending: list[Callable[[], None]] = []
+
+    @property
+    def root(self) -> Node:
+        """The root node (every node recorded so far is built before it is returned)."""
+        if self._pending:
+            self.complete()
+        return self._root
+
+    def defer(self, build: Callable[[], None]) -> None:
+        """Register ``build`` to add recorded nodes to the tree before it is next read."""
+        self._pending.append(build)
+
+    def complete(self) -> None:
+        """Build the nodes recorded but not built yet (what reading ``root`` does first)."""
+        while self._pending:
+            self._pending.pop(0)()
 
     def new_node(self, item: Any, parent: Node, kind: str | None = None) -> Node:
         return Node(self.new_id(), item, parent, kind)
