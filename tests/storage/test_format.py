@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 from pathlib import Path
 
 import pytest
 
+from aria.apps.storage import format as storage_format
 from aria.apps.storage.errors import InvalidIndex, StorageError
 from aria.apps.storage.format import (
     BLOB_INDEX_FLAGS,
@@ -62,6 +64,51 @@ class TestBlob1Index:
         stored = (desync_data / "blob1.store" / chunk_relative_path(bytes.fromhex(FIRST_ID))).read_bytes()
         assert stored[:4] == b"\x28\xb5\x2f\xfd"
         assert decompress_chunk(stored) == first
+
+
+@pytest.fixture(params=["avx512", "hashlib"])
+def hasher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test using it runs with the eight-lane extension and with the hashlib fallback."""
+    if request.param == "avx512":
+        if storage_format._sha512_256_many is None:
+            pytest.skip("the _sha512 extension is not built, or this CPU lacks AVX-512F/BW")
+    else:
+        monkeypatch.setattr(storage_format, "_sha512_256_many", None)
+    return request.param
+
+
+class TestManyAtOnce:
+    def test_every_padding_case_and_buffer_kind_matches_hashlib(self, hasher: str) -> None:
+        """Lengths 0..300 cross every block and padding boundary (111/112 bytes left need one or two
+        padding blocks); large random chunks, memoryviews, bytearrays and slices mixed in one batch."""
+        rng = random.Random(11)
+        chunks: list[bytes | bytearray | memoryview] = [rng.randbytes(n) for n in range(301)]
+        chunks += [rng.randbytes(rng.randint(16 << 10, 256 << 10)) for _ in range(40)]
+        chunks += [memoryview(rng.randbytes(5000))[3:4099], bytearray(rng.randbytes(129)), b""]
+        rng.shuffle(chunks)
+        expected = [hashlib.new("sha512_256", chunk).digest() for chunk in chunks]
+        assert Digest.SHA512_256.of_many(chunks) == expected
+        for size in (1, 3, 4, 5, 8, 9):  # around the lane count and the one-at-a-time threshold
+            assert Digest.SHA512_256.of_many(chunks[:size]) == expected[:size]
+        assert Digest.SHA512_256.of_many([]) == []
+        assert Digest.SHA256.of_many(chunks[:20]) == [hashlib.sha256(c).digest() for c in chunks[:20]]
+
+    def test_blob1_chunks_hash_to_their_ids(self, desync_data: Path, hasher: str) -> None:
+        index = read_index(desync_data / "blob1.caibx")
+        blob = memoryview((desync_data / "blob1").read_bytes())
+        assert Digest.SHA512_256.of_many([blob[c.start : c.end] for c in index.chunks]) == [
+            c.id for c in index.chunks
+        ]
+
+    def test_the_extension_refuses_what_is_not_a_buffer(self) -> None:
+        sha512_256_many = storage_format._sha512_256_many
+        if sha512_256_many is None:
+            pytest.skip("the _sha512 extension is not built, or this CPU lacks AVX-512F/BW")
+
+        with pytest.raises(TypeError):
+            sha512_256_many([b"a", b"b", "text", b"d"])
+        with pytest.raises(TypeError, match="sequence of buffers"):
+            sha512_256_many(5)
 
 
 class TestWriting:

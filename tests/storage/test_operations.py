@@ -17,7 +17,14 @@ from aria.apps.storage.chunker import ChunkSizes
 from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, ContentMismatch, StorageError
 from aria.apps.storage.format import Digest, Index, compress_chunk, read_index
 from aria.apps.storage.pipeline import Progress
-from aria.apps.storage.stores import CacheStore, LocalStore, MemoryStore, RouterStore, open_store
+from aria.apps.storage.stores import (
+    CacheStore,
+    LocalStore,
+    MemoryStore,
+    RouterStore,
+    StorageProblem,
+    open_store,
+)
 
 BLOB1_SHA256 = "eb2fb317e36a1296ee6018371ca621017634f4a4790e4990846126b251147fca"
 BLOB2_SHA256 = "e26d0014dd1df50931d32f4ab518efb1ddc2f6d1eb842b3aa1bade2c0c33b01f"
@@ -221,6 +228,27 @@ class TestExtract:
         with pytest.raises(ChunkInvalid, match="not a valid zstd frame"):
             await store.get_chunk(victim)
         assert not (tmp_path / "out").exists()
+
+    async def test_a_batch_read_returns_each_problem_in_its_place(
+        self, desync_data: Path, blob1_store: Path
+    ) -> None:
+        """One batch, verified all at once: a missing, a broken and a wrong chunk do not hide the rest."""
+        index = read_index(desync_data / "blob1.caibx")
+        blob = (desync_data / "blob1").read_bytes()
+        content = {c.id: blob[c.start : c.end] for c in index.chunks}
+        ids = index.unique_ids()[:12]
+        store = LocalStore(blob1_store)
+        store.path_of(ids[2]).unlink()
+        store.path_of(ids[5]).write_bytes(b"not zstd at all")
+        store.path_of(ids[9]).write_bytes(compress_chunk(b"something else"))
+        results = await store.get_chunks(ids)
+        problems = {n: r for n, r in enumerate(results) if isinstance(r, StorageProblem)}
+        assert sorted(problems) == [2, 5, 9]
+        assert problems[2].missing and isinstance(problems[2].error, ChunkMissing)
+        assert "not a valid zstd frame" in str(problems[5].error)
+        assert f"chunk {ids[9].hex()} in store {blob1_store} is invalid" in str(problems[9].error)
+        assert "its 14 bytes hash to" in str(problems[9].error)
+        assert all(results[n] == content[ids[n]] for n in range(12) if n not in problems)
 
     async def test_round_trip_of_a_larger_file_with_duplicates(self, tmp_path: Path) -> None:
         rng = random.Random(5)

@@ -23,6 +23,11 @@ import zstandard
 
 from aria.apps.storage.errors import InvalidIndex, StorageError
 
+try:
+    from aria.apps.storage._sha512 import sha512_256_many as _sha512_256_many
+except ImportError:  # not built (no compiler at install time), or a CPU without AVX-512: hashlib
+    _sha512_256_many = None
+
 CHUNK_ID_SIZE = 32
 CHUNK_EXTENSION = ".cacnk"
 
@@ -50,6 +55,12 @@ _U64 = struct.Struct("<Q")
 #: is the index's max; stores see chunks of any index, so they use a generous fixed bound).
 MAX_CHUNK_SIZE = 64 << 20
 
+#: From this many chunks on, :meth:`Digest.of_many` hashes them side by side (measured on 16-256 KiB
+#: chunks: 4 at once already beat hashlib one at a time, 8 and more run 3 to 4 times its speed).
+MANY_AT_ONCE = 4
+#: Whether SHA-512/256 runs eight chunks at once (the ``_sha512`` extension) or hashlib.
+SHA512_256_MANY = "avx512" if _sha512_256_many is not None else "hashlib"
+
 
 class Digest(enum.Enum):
     """The hash that turns a chunk's uncompressed bytes into its ID."""
@@ -62,6 +73,17 @@ class Digest(enum.Enum):
         if self is Digest.SHA512_256:
             return hashlib.new("sha512_256", data).digest()
         return hashlib.sha256(data).digest()
+
+    def of_many(self, chunks: Sequence[bytes | memoryview]) -> list[bytes]:
+        """The IDs of many chunks, in order: what :meth:`of` gives for each.
+
+        SHA-512/256 hashes eight chunks at once where the ``_sha512`` extension runs (AVX-512),
+        about three times OpenSSL's speed on one core, with the GIL released for the whole batch;
+        below :data:`MANY_AT_ONCE` chunks, or without the extension, hashlib hashes one at a time.
+        """
+        if self is Digest.SHA512_256 and _sha512_256_many is not None and len(chunks) >= MANY_AT_ONCE:
+            return _sha512_256_many(chunks)
+        return [self.of(chunk) for chunk in chunks]
 
     @property
     def index_flag(self) -> int:

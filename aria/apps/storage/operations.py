@@ -458,31 +458,30 @@ async def _write_output(
 
     def from_seeds(batch: list[bytes]) -> tuple[list[bytes], int]:
         """Copy what the seeds hold (and verify); return the IDs still needed, and how many were copied."""
-        rest = []
+        rest = [chunk_id for chunk_id in batch if chunk_id not in seed_map]
+        seeded = [chunk_id for chunk_id in batch if chunk_id in seed_map]
+        found = [os.pread(seed_map[c].fd, sizes_of[c], seed_map[c].offset) for c in seeded]
         copied = 0
-        for chunk_id in batch:
-            seed = seed_map.get(chunk_id)
-            if seed is not None:
-                data = os.pread(seed.fd, sizes_of[chunk_id], seed.offset)
-                if digest.of(data) == chunk_id:
-                    place(chunk_id, data)
-                    copied += 1
-                    continue
-            rest.append(chunk_id)
+        for chunk_id, data, actual in zip(seeded, found, digest.of_many(found), strict=True):
+            if actual == chunk_id:
+                place(chunk_id, data)
+                copied += 1
+            else:  # the seed changed since its index was made: fetch the chunk instead
+                rest.append(chunk_id)
         return rest, copied
 
     def from_local(store: LocalStore, chunk_ids: list[bytes]) -> tuple[int, int]:
         """Read, verify and write a batch in one worker thread; returns (chunks, bytes) placed."""
         placed = fetched = 0
-        for chunk_id in chunk_ids:
-            try:
-                data = store.get_blocking(chunk_id, digest)
-            except ChunkMissing:
+        for chunk_id, result in zip(chunk_ids, store.get_many_blocking(chunk_ids, digest), strict=True):
+            if isinstance(result, StorageProblem):
+                if not result.missing:
+                    raise result.error
                 missing.append(chunk_id)
                 continue
-            place(chunk_id, data)
+            place(chunk_id, result)
             placed += 1
-            fetched += len(data)
+            fetched += len(result)
         return placed, fetched
 
     def worker(batches: list[list[bytes]], turns: Iterator[int]) -> tuple[int, int, int]:

@@ -201,10 +201,46 @@ class Store(abc.ABC):
             data = stored
         actual = digest.of(data)
         if actual != chunk_id:
-            raise ChunkInvalid(
-                chunk_id, self.location, f"its {len(data)} bytes hash to {actual.hex()} ({digest.value})"
-            )
+            raise self._mismatch(chunk_id, data, actual, digest)
         return data
+
+    def decode_many(
+        self, chunk_ids: Sequence[bytes], stored: Sequence[bytes | StorageProblem], digest: Digest
+    ) -> list[bytes | StorageProblem]:
+        """:meth:`decode` for a batch, hashing all its chunks at once (:meth:`Digest.of_many`).
+
+        Args:
+            stored: Each chunk's stored bytes, or the problem met fetching it (passed through).
+
+        Returns:
+            Each chunk's verified bytes, or its :class:`StorageProblem` (missing, or invalid).
+        """
+        results: list[bytes | StorageProblem] = []
+        decoded: list[bytes] = []
+        positions: list[int] = []
+        for position, (chunk_id, body) in enumerate(zip(chunk_ids, stored, strict=True)):
+            if isinstance(body, StorageProblem):
+                results.append(body)
+                continue
+            try:
+                data = decompress_chunk(body) if self.compressed else body
+            except zstandard.ZstdError as exc:
+                error = ChunkInvalid(chunk_id, self.location, f"not a valid zstd frame ({exc})")
+                error.__cause__ = exc
+                results.append(StorageProblem(error))
+                continue
+            results.append(data)
+            decoded.append(data)
+            positions.append(position)
+        for position, data, actual in zip(positions, decoded, digest.of_many(decoded), strict=True):
+            if actual != chunk_ids[position]:
+                results[position] = StorageProblem(self._mismatch(chunk_ids[position], data, actual, digest))
+        return results
+
+    def _mismatch(self, chunk_id: bytes, data: bytes, actual: bytes, digest: Digest) -> ChunkInvalid:
+        return ChunkInvalid(
+            chunk_id, self.location, f"its {len(data)} bytes hash to {actual.hex()} ({digest.value})"
+        )
 
 
 class StorageProblem:

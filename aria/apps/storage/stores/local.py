@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, StoreFailure
+from aria.apps.storage.errors import ChunkMissing, StoreFailure
 from aria.apps.storage.format import CHUNK_EXTENSION, CHUNK_ID_SIZE, Digest, compress_chunk
 from aria.apps.storage.stores.base import StorageProblem, Store
 
@@ -46,6 +46,20 @@ class LocalStore(Store):
 
     def get_blocking(self, chunk_id: bytes, digest: Digest) -> bytes:
         return self.decode(chunk_id, self._read(chunk_id), digest)
+
+    def get_many_blocking(self, chunk_ids: Sequence[bytes], digest: Digest) -> list[bytes | StorageProblem]:
+        """Read and verify a batch (hashed all at once); a missing or invalid chunk is its problem.
+
+        Raises:
+            StoreFailure: if a chunk file exists but cannot be read.
+        """
+        stored: list[bytes | StorageProblem] = []
+        for chunk_id in chunk_ids:
+            try:
+                stored.append(self._read(chunk_id))
+            except ChunkMissing as missing:
+                stored.append(StorageProblem(missing))
+        return self.decode_many(chunk_ids, stored, digest)
 
     def _read(self, chunk_id: bytes) -> bytes:
         path = self.path_of(chunk_id)
@@ -196,16 +210,7 @@ class LocalStore(Store):
     async def get_chunks(
         self, chunk_ids: Sequence[bytes], digest: Digest = Digest.SHA512_256
     ) -> list[bytes | StorageProblem]:
-        def batch() -> list[bytes | StorageProblem]:
-            results: list[bytes | StorageProblem] = []
-            for chunk_id in chunk_ids:
-                try:
-                    results.append(self.get_blocking(chunk_id, digest))
-                except (ChunkMissing, ChunkInvalid) as problem:
-                    results.append(StorageProblem(problem))
-            return results
-
-        return await trio.to_thread.run_sync(batch)
+        return await trio.to_thread.run_sync(self.get_many_blocking, chunk_ids, digest)
 
     async def has_chunks(self, chunk_ids: Sequence[bytes]) -> list[bool]:
         return await trio.to_thread.run_sync(lambda: [self.has_blocking(c) for c in chunk_ids])
