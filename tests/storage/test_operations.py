@@ -261,12 +261,34 @@ class TestExtract:
         await operations.extract(index, tmp_path / "out", store, concurrency=3)
         assert (tmp_path / "out").read_bytes() == data
 
+    def test_pieces_are_written_where_they_belong(self, tmp_path: Path) -> None:
+        """Extract writes a batch's chunks as runs of adjacent pieces; more pieces than one
+        ``pwritev`` takes, holes between runs and any order land byte for byte."""
+        rng = random.Random(3)
+        size = 3000 * 16
+        expected = bytearray(size)
+        pieces = []
+        for offset in range(0, size, 16):
+            if offset // 16 % 700 == 5:
+                continue  # a hole: a new run starts after it
+            data = rng.randbytes(16)
+            expected[offset : offset + 16] = data
+            pieces.append((offset, data))
+        rng.shuffle(pieces)
+        fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, size)
+            operations._write_pieces(fd, pieces)
+        finally:
+            os.close(fd)
+        assert (tmp_path / "out").read_bytes() == expected
+
     async def test_a_cancelled_extract_stops_its_workers_and_leaves_the_output_alone(
         self, tmp_path: Path
     ) -> None:
-        random_file(tmp_path / "data", 3 << 20, seed=8)
+        random_file(tmp_path / "data", 3 * operations.EXTRACT_BATCH_BYTES, seed=8)  # several batches
         store = LocalStore(tmp_path / "store")
-        index, _ = await operations.make(tmp_path / "data", store, sizes=SMALL)
+        index, _ = await operations.make(tmp_path / "data", store)
         out = tmp_path / "out"
         out.write_bytes(b"precious")
         with trio.CancelScope() as scope:

@@ -62,7 +62,8 @@ class LocalStore(Store):
         return self.decode_many(chunk_ids, stored, digest)
 
     def _read(self, chunk_id: bytes) -> bytes:
-        path = self.path_of(chunk_id)
+        hex_id = chunk_id.hex()
+        path = f"{self.location}/{hex_id[:4]}/{hex_id}{self._suffix}"  # a Path per chunk costs more
         try:
             # os-level calls: open() would add a tty check and two seeks to every chunk read.
             fd = os.open(path, os.O_RDONLY)
