@@ -279,7 +279,7 @@ async def make_from_stream(
                 await batches.send(batch)
 
     async def store_job(batch: list[Chunk]) -> list[bytes]:
-        batch_ids = await trio.to_thread.run_sync(lambda: [digest.of(chunk) for chunk in batch])
+        batch_ids = await trio.to_thread.run_sync(digest.of_many, batch)
         if store is not None:
             fresh = []
             for chunk_id, chunk in zip(batch_ids, batch, strict=True):
@@ -720,9 +720,8 @@ async def chop(
 
     def read(batch: list[tuple[int, IndexChunk]]) -> list[tuple[bytes, bytes]]:
         chunks = []
-        for number, chunk in batch:
-            data = os.pread(fd, chunk.size, chunk.start)
-            actual = digest.of(data)
+        found = [os.pread(fd, chunk.size, chunk.start) for _, chunk in batch]
+        for (number, chunk), data, actual in zip(batch, found, digest.of_many(found), strict=True):
             if actual != chunk.id:
                 raise ContentMismatch(
                     f"{path} does not match its index: chunk {number} at offset {chunk.start} "
