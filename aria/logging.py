@@ -13,6 +13,7 @@ import itertools
 import logging
 import sys
 import threading
+import time
 from collections import deque
 from typing import Any, TextIO
 
@@ -39,7 +40,12 @@ class LogTail:
         self._lock = threading.Lock()
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        entry = {key: _plain(value) for key, value in event.items() if key not in ("exc_info", "stack_info")}
+        entry = event.copy()
+        entry.pop("exc_info", None)
+        entry.pop("stack_info", None)
+        for key, value in entry.items():
+            if type(value) not in _PLAIN_TYPES:
+                entry[key] = _plain(value)  # replacing a value while iterating is allowed
         with self._lock:
             entry["seq"] = next(self._counter)
             self._events.append(entry)
@@ -65,11 +71,49 @@ TAIL = LogTail()
 """Every event logged in this process (after configure()), for aria_monitor's log view."""
 
 
+# structlog's own registry of the context variables bind_contextvars() made (private; absent in some
+# future release, the public merge_contextvars takes over).
+_BOUND_VARIABLES: dict[str, Any] | None = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+_PREFIX_LENGTH = len(getattr(structlog.contextvars, "STRUCTLOG_KEY_PREFIX", "structlog_"))
+
+
+def _merge_bound_context(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog.contextvars.merge_contextvars, reading only the variables structlog made.
+
+    The public one walks every context variable of the task (trio's, Quart's, ...): a third of
+    the cost of the gateway's per-request log line.
+    """
+    assert _BOUND_VARIABLES is not None
+    for name, variable in tuple(_BOUND_VARIABLES.items()):
+        value = variable.get(Ellipsis)
+        if value is not Ellipsis:
+            event.setdefault(name[_PREFIX_LENGTH:], value)
+    return event
+
+
+class _UTCTimestamp:
+    """``timestamp`` as ISO 8601 in UTC with microseconds (``2026-11-26T13:49:40.123456Z``), the
+    whole seconds formatted once per second rather than once per line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        event["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        return event
+
+
 def _processors(json_output: bool) -> list[Any]:
     processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+        _merge_bound_context if _BOUND_VARIABLES is not None else structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UTCTimestamp(),
         TAIL,
         structlog.processors.StackInfoRenderer(),
     ]
