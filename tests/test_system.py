@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from aria.application import App, placeholder_children
 from aria.apps import all_apps, boot_order
 from aria.control import ControlError, request
 from aria.errors import NoSuchService, StartError, UsageError
-from aria.system import DataDirInUse
+from aria.system import YOUNG_COLLECTION_THRESHOLD, DataDirInUse
 
 
 def placeholders() -> list[App]:
@@ -94,6 +95,14 @@ class TestScripting:
             assert (await storage.health())["ok"] is True
             with pytest.raises(NoSuchService, match="no service named 'aria_tune'"):
                 aria.whereis("tune")
+
+    async def test_a_node_tunes_the_collector_and_restores_it(self, node_config: dict[str, Any]) -> None:
+        before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+        async with aria.running(apps=["aria_data"], config=node_config, catalog=placeholders()):
+            assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+            assert gc.get_freeze_count() > frozen_before  # what boot made is out of the collector's way
+        assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
 
     async def test_a_foundation_crash_restarts_what_boots_after_it(self, node_config: dict[str, Any]) -> None:
         """The root is rest_for_one: killing aria_data restarts it and every later app, not aria_security."""
