@@ -41,6 +41,7 @@ from aria.apps.auth.tokens import (
     ACCESS_TYPE,
     ID_TOKEN_ALGORITHMS,
     ID_TYPE,
+    MAX_VERIFIED_TOKENS,
     RS256,
     KeyRing,
     TokenMinter,
@@ -163,6 +164,9 @@ class AuthService:
         self._keys_refreshed_at = -1e9
         self._key_lock = trio.Lock()
         self._api_token_cache: dict[str, tuple[float, Principal]] = {}
+        # Principals of verified access tokens, keyed by the claims object the verifier's cache
+        # hands back for the same token (its identity proves the claims are the ones checked).
+        self._principals: dict[str, Principal] = {}
         self._provider_cache: dict[str, dict[str, Any]] = {}
         self.started_at = 0.0
         self.counters = {"logins": 0, "login_failures": 0, "verifications_failed": 0, "tokens_issued": 0}
@@ -836,7 +840,13 @@ class AuthService:
                 "authn", "failure", action="verify_token", reason=exc.reason, request_id=request_id, ip=ip
             )
             raise
-        return Principal.from_claims(claims)
+        known = self._principals.get(token)
+        if known is not None and known.claims is claims:
+            return known
+        if len(self._principals) >= MAX_VERIFIED_TOKENS:
+            self._principals.clear()  # the verifier's bound; tokens in use come back on their next call
+        principal = self._principals[token] = Principal.from_claims(claims)
+        return principal
 
     async def _refresh_keys_for_unknown_kid(self) -> bool:
         if self.clock() - self._keys_refreshed_at < self.settings.unknown_kid_refresh_interval:

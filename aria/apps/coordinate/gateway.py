@@ -15,7 +15,6 @@ import html
 import math
 import secrets
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -148,6 +147,17 @@ class GatewayApp(QuartTrio):
     request_timeout = 30.0
     retries = 2
 
+    def ensure_async(self, func: Any) -> Any:
+        # Quart asks this of every hook and view on every request; the answer never changes.
+        # Bounded: a class-based view's bound methods are new objects on each request.
+        known: dict[Any, Any] = self.__dict__.setdefault("_async_callables", {})
+        wrapped = known.get(func)
+        if wrapped is None:
+            wrapped = super().ensure_async(func)
+            if len(known) < 4096:
+                known[func] = wrapped
+        return wrapped
+
     async def dispatch_request(self, request_context: Any = None) -> ResponseReturnValue:
         current = _request._get_current_object()
         attempts = self.retries + 1 if current.method in IDEMPOTENT else 1
@@ -195,6 +205,8 @@ class Gateway:
         self._auth_error = AuthError
         self._resource_class = Resource
         self._request_log = log.bind()  # a bound logger skips the proxy's per-call set-up
+        # Metric series by (route, method, status): bounded by the routes, methods and statuses.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.app = GatewayApp(__name__, static_folder=None)  # the dashboard blueprint serves /static
         self.app.request_timeout = settings.request_timeout
         self.app.retries = settings.retries
@@ -301,9 +313,11 @@ class Gateway:
         headers["X-Request-ID"] = g.request_id  # _before sets what _after reads, before any return
         verdict = g.ratelimit
         if verdict is not None:
-            headers["X-RateLimit-Limit"] = str(verdict.limit)
-            headers["X-RateLimit-Remaining"] = str(verdict.remaining)
-            headers["X-RateLimit-Reset"] = str(round(verdict.reset))
+            # add(), not item assignment: views never set these, and add() skips a search.
+            add = headers.add
+            add("X-RateLimit-Limit", str(verdict.limit))
+            add("X-RateLimit-Remaining", str(verdict.remaining))
+            add("X-RateLimit-Reset", str(round(verdict.reset)))
         origin = request.headers.get("Origin")
         if origin and (origin in self.settings.cors_origins or "*" in self.settings.cors_origins):
             response.headers["Access-Control-Allow-Origin"] = origin
@@ -318,8 +332,13 @@ class Gateway:
         route = rule.rule if rule is not None else "unmatched"
         elapsed = time.perf_counter() - g.started
         method, status = request.method, response.status_code
-        REQUESTS.labels(route, method, str(status)).inc()
-        LATENCY.labels(route, method).observe(elapsed)
+        series = self._series.get((route, method, status))
+        if series is None:
+            # labels() validates and locks on every call: look each series up once.
+            series = (REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method))
+            self._series[(route, method, status)] = series
+        series[0].inc()
+        series[1].observe(elapsed)
         app_name = g.app_name
         if app_name is not None:
             failed = g.get("failed_app", False) or status >= 500
@@ -595,4 +614,4 @@ def _bearer(header: str) -> str:
 def _request_id(given: str | None) -> str:
     if given and len(given) <= 128 and given.replace("-", "").replace("_", "").isalnum():
         return given
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # as unique as a UUID4, at a quarter of the cost
