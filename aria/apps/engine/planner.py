@@ -254,10 +254,29 @@ class _Choice:
 class _FastChoice:
     """A fast-search choice point: the agenda cell to resume, the state and log it had, the next method."""
 
-    __slots__ = ("applied", "index", "item", "kind", "log", "methods", "parent", "rest", "state")
+    __slots__ = (
+        "applied",
+        "index",
+        "item",
+        "kind",
+        "log",
+        "methods",
+        "parent",
+        "plan_length",
+        "rest",
+        "state",
+    )
 
     def __init__(
-        self, item: Any, kind: str, parent: tuple[Any, ...], rest: Any, log: Any, state: State, methods: Any
+        self,
+        item: Any,
+        kind: str,
+        parent: tuple[Any, ...],
+        rest: Any,
+        log: Any,
+        state: State,
+        methods: Any,
+        plan_length: int,
     ) -> None:
         self.item = item
         self.kind = kind
@@ -266,6 +285,7 @@ class _FastChoice:
         self.log = log
         self.state = state
         self.methods = methods
+        self.plan_length = plan_length
         self.index = 0
         self.applied: list[int] = []
 
@@ -549,29 +569,27 @@ class _Search:
         """The search without observers, eager methods or dropped actions: see :meth:`_fast_search`."""
         agenda = None
         for node in reversed(nodes):
-            agenda = (node.item, node.kind, (_TOP, node, None, node.depth - 1, None, None, None), agenda)
+            kind = _VERIFY if node.kind in (VERIFY_GOAL, VERIFY_MULTIGOAL) else node.kind
+            agenda = (node.item, kind, (_TOP, node, None, node.depth - 1, None, None, None), agenda)
         # The search changes its state in place while nothing can backtrack to an earlier one, so
         # it starts from a private copy: the caller's state is never modified.
         own = State.copy(state, state.__name__)
         self.log = None
+        self.plan: list[Any] = []
         try:
             status, final_state = self._fast_search(own, agenda)
         except _Stop as stop:
             self._explain_stop(stop.status)
             status, final_state = stop.status, None
         finally:
-            tree, log, verify_goals = self.tree, self.log, self.planner.verify_goals
-            tree.defer(lambda: _build_nodes(tree, nodes, log, verify_goals))
+            tree, log, planned, domain = self.tree, self.log, len(self.plan), self.domain
+            verify_goals = self.planner.verify_goals
+            tree.defer(lambda: _build_nodes(tree, nodes, log, planned, verify_goals, domain))
         stats = self.stats
         stats.duration_s = time.perf_counter() - self.started
         plan: list[Any] = []
         if status == SUCCESS:
-            entry = log
-            while entry is not None:
-                if entry[0] is _PLANNED:
-                    plan.append(entry[1])
-                entry = entry[-1]
-            plan.reverse()
+            plan = self.plan
             stats.plan_length = len(plan)
         explanation = None if status == SUCCESS else self.explanation
         return PlanOutcome(status, plan, self.tree, stats, explanation, final_state)
@@ -827,169 +845,149 @@ class _Search:
         """The search loop for the common configuration, with as little work per step as it can.
 
         * No node per todo item: the agenda is a persistent list of cells ``(item, kind, parent,
-          rest)`` (``kind`` None until classified, or a verification's kind, or the choice point a
-          backtrack resumes), and the search's result is a persistent log of what it did, newest
-          first, that :func:`_build_nodes` turns into the solution tree when someone reads it. A
-          refinement's log entry is its record ``(kind, item, parent record, depth, method,
-          subitems, previous)``, which is also the parent of its subitems' cells; an action's is
-          ``(_PLANNED, item, parent record, previous)``. A choice point keeps the log as it was, so
-          backtracking forgets what the abandoned branch did.
+          rest)`` (``kind`` None until classified, ``_VERIFY`` for a goal's verification, or the
+          choice point a backtrack resumes). What the search did is the plan (a list) and a
+          persistent log, newest first, of its refinements (and goals that already held), which
+          :func:`_build_nodes` turns into the solution tree when someone reads it. A refinement's
+          record ``(kind, item, parent record, depth, method, subitems, previous)`` is its log entry
+          and the parent of its subitems' cells. A choice point keeps the log and the plan's length,
+          so backtracking forgets what the abandoned branch did. The tree keeps the very list a
+          method returned (a method must not change it afterwards).
         * Actions change the state in place while no choice point is left to backtrack to (always,
           in the greedy strategy): nothing can go back to the state as it was, so there is nothing
           to copy or undo (the conditional trailing of Prolog's WAM, with an empty trail). While a
           choice point holds a state, an action runs on a copy-on-write child instead, and the
           choice point's state stays as it was.
+        * One lookup per item: its name gives its kind and its action or methods together.
+        * One countdown per expansion: the loop looks at the expansion limit and the clock only
+          when it runs out.
+        * Nested refinements of one multigoal would end in a run of verifications of it with
+          nothing in between: the run is one verification cell (the innermost refinement's, which
+          an unachieved goal blames); the tree still gets a verification node for each.
 
-        Returns the status and the final state; the log is left in ``self.log`` on every way out.
+        Returns the status and the final state; the log and the plan are left in ``self.log`` and
+        ``self.plan`` on every way out.
         """
         domain = self.domain
-        actions = domain._action_dict
-        task_methods = domain._task_method_dict
-        unigoal_methods = domain._unigoal_method_dict
-        multigoal_methods = domain._multigoal_method_list
         planner = self.planner
         blacklist = planner.blacklist
         backtracking = planner.backtracking
         verify_goals = planner.verify_goals
-        limit = self.max_expansions
-        if limit is None:
-            limit = -1
+        limit = -1 if self.max_expansions is None else self.max_expansions
         check_clock = self.deadline is not None or self.cancel is not None
         stats = self.stats
         stack: list[_FastChoice] = []
-        kind_of_name: dict[Any, str] = {}
+        # name -> (kind, the action or the list of methods), filled as names are met
+        by_name: dict[Any, tuple[str, Any]] = {}
+        multigoal_entry = (MULTIGOAL, domain._multigoal_method_list)
         touched_by: dict[Any, frozenset[str]] = {}  # action name -> variables it copied last time
-        verified = None  # the multigoal last verified, until the state or the refinements move on
+        # Locals rather than globals in the loop: a local is the cheapest read there is.
+        action_kind, task_kind, multigoal_kind, verify_kind = ACTION, TASK, MULTIGOAL, _VERIFY
+        multigoal_type, list_type, tuple_type = Multigoal, list, tuple
+        plan = self.plan
+        plan_append = plan.append
         log = None
-        expansions = actions_tried = methods_tried = backtracks = 0
+        actions_tried = methods_tried = backtracks = 0
         deepest = agenda[2][3] + 1 if agenda is not None else 0
+        # Expansions are counted down in windows that end at the limit or at the next look at the
+        # clock: `spent` expansions before this window, `left` still to go in it.
+        spent = 0
+        window = left = _window(limit, spent, check_clock)
         try:
-            while True:
-                if agenda is None:
-                    return SUCCESS, state
-                if expansions == limit:
-                    raise _Stop(EXPANSION_LIMIT)
-                expansions += 1
-                if check_clock and not expansions % _CLOCK_EVERY:
-                    self._check_clock()
+            while agenda is not None:
+                if not left:
+                    spent += window
+                    window = left = _window(limit, spent, check_clock)
+                    if spent == limit:
+                        raise _Stop(EXPANSION_LIMIT)
+                    if check_clock:
+                        self._check_clock()
+                left -= 1
                 item, kind, parent, rest = agenda
                 if kind is None:
-                    if type(item) is tuple and item:
-                        kind = kind_of_name.get(item[0])
-                        if kind is UNIGOAL and len(item) != 3:
-                            kind = None  # _kind_of names the error
-                    elif type(item) is Multigoal:
-                        kind = MULTIGOAL
-                    if kind is None:
-                        kind = self._kind_of(item, partial(_cell_node, item, None, parent))
-                        if type(item) is tuple and kind is not MULTIGOAL:
-                            kind_of_name[item[0]] = kind
+                    if type(item) is tuple_type:
+                        try:
+                            entry = by_name.get(item[0])
+                        except (IndexError, TypeError):  # () or an unhashable name: _kind_of says so
+                            entry = None
+                    elif type(item) is multigoal_type:
+                        entry = multigoal_entry
+                    else:
+                        entry = None
+                    if entry is None:
+                        entry = self._fast_kind(item, parent, by_name, multigoal_entry)
+                    kind, target = entry
 
-                if kind is ACTION:
+                if kind is action_kind:
                     actions_tried += 1
                     if blacklist and tuple(item) in blacklist:
                         reason = "the command is blacklisted"
+                    elif not stack:
+                        # Nothing can backtrack to the state as it is: the action changes it.
+                        try:
+                            result = target(state, *item[1:])
+                        except Exception as error:
+                            raise _action_error(item, parent, error) from error
+                        if result is state:
+                            plan_append(item)
+                            agenda = rest
+                            continue
+                        if result is not None and result is not False:
+                            if not isinstance(result, State):
+                                raise _action_result_error(item, parent, result)
+                            # Another state object: this search's own copy of it from now on.
+                            state = State.copy(result, result.__name__)
+                            plan_append(item)
+                            agenda = rest
+                            continue
+                        reason = _PRECONDITIONS
                     else:
-                        action = actions[item[0]]
-                        if not stack:
-                            # Nothing can backtrack to the state as it is: the action changes it.
-                            try:
-                                result = action(state, *item[1:])
-                            except Exception as error:
-                                raise _action_error(item, parent, error) from error
-                            if result is state:
-                                verified = None
-                                log = (_PLANNED, item, parent, log)
-                                agenda = rest
-                                continue
-                            if result is not None and result is not False:
-                                if not isinstance(result, State):
-                                    raise _action_result_error(item, parent, result)
-                                # Another state object: this search's own copy of it from now on.
-                                state = State.copy(result, result.__name__)
-                                verified = None
-                                log = (_PLANNED, item, parent, log)
-                                agenda = rest
-                                continue
-                        else:
-                            # A choice point holds this state: the action gets a copy-on-write child.
-                            name = item[0]
-                            child = cow_child(state, touched_by.get(name, _NOTHING))
-                            expected = len(child.__dict__)
-                            try:
-                                result = action(child, *item[1:])
-                            except Exception as error:
-                                raise _action_error(item, parent, error) from error
-                            if len(child.__dict__) != expected:
-                                touched_by[name] = touched_variables(child)
-                            if result is not None and result is not False:
-                                if not isinstance(result, State):
-                                    raise _action_result_error(item, parent, result)
-                                seal(child)
-                                state = result
-                                verified = None
-                                log = (_PLANNED, item, parent, log)
-                                agenda = rest
-                                continue
-                        reason = "the action's preconditions do not hold (it returned False/None)"
+                        # A choice point holds this state: the action gets a copy-on-write child.
+                        name = item[0]
+                        child = cow_child(state, touched_by.get(name, _NOTHING))
+                        expected = len(child.__dict__)
+                        try:
+                            result = target(child, *item[1:])
+                        except Exception as error:
+                            raise _action_error(item, parent, error) from error
+                        if len(child.__dict__) != expected:
+                            touched_by[name] = touched_variables(child)
+                        if result is not None and result is not False:
+                            if not isinstance(result, State):
+                                raise _action_result_error(item, parent, result)
+                            seal(child)
+                            state = result
+                            plan_append(item)
+                            agenda = rest
+                            continue
+                        reason = _PRECONDITIONS
                     self._note_cell_failure(item, ACTION, parent, reason)
 
-                elif kind is VERIFY_MULTIGOAL:
-                    # Nested refinements of one multigoal end in a run of verifications of it with
-                    # nothing done in between: one check does for the run.
-                    if item is not verified:
-                        missing = unachieved_goals(state, item)
-                        if missing:
-                            node = _cell_node(item, kind, parent)
-                            raise DomainError(
-                                f"method {node.method} did not achieve multigoal {item.__name__}: "
-                                "still unachieved "
-                                f"{missing!r} (while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
-                            )
-                        verified = item
-                    agenda = rest
-                    continue
-
-                elif kind is VERIFY_GOAL:
-                    variable, arg, value = item
-                    if not _goal_holds(state, variable, arg, value, parent):
-                        node = _cell_node(item, kind, parent)
-                        raise DomainError(
-                            f"method {node.method} did not achieve goal {item!r}: after its subtasks, "
-                            f"{variable}[{arg!r}] is {_lookup(state, variable, arg)!r} "
-                            f"(while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
-                        )
-                    agenda = rest
-                    continue
-
-                else:  # a task, unigoal or multigoal to refine, or a choice point to resume
-                    verified = None
-                    choice = None
-                    if kind is TASK:
-                        methods = task_methods[item[0]]
-                    elif kind is MULTIGOAL:
-                        methods = multigoal_methods
+                elif kind is not verify_kind:  # a task, unigoal or multigoal, or a choice point to resume
+                    if kind is task_kind or kind is multigoal_kind:
+                        methods = target
+                        start = 0
                     elif kind is UNIGOAL:
+                        if len(item) != 3:
+                            self._kind_of(item, partial(_cell_node, item, None, parent))  # raises
                         if _goal_holds(state, item[0], item[1], item[2], parent):
                             log = (_ACHIEVED, item, parent, log)
                             agenda = rest
                             continue
-                        methods = unigoal_methods[item[0]]
+                        methods = target
+                        start = 0
                     else:
                         choice = kind
                         kind = choice.kind
                         methods = choice.methods
-                    count = len(methods)
-                    index = 0 if choice is None else choice.index
-                    subitems = None
-                    while index < count:
-                        method = methods[index]
-                        index += 1
-                        methods_tried += 1
+                        start = choice.index
+                    tried = start
+                    for method in methods if not start else methods[start:]:
+                        tried += 1
                         try:
-                            if kind is TASK:
+                            if kind is task_kind:
                                 subitems = method(state, *item[1:])
-                            elif kind is MULTIGOAL:
+                            elif kind is multigoal_kind:
                                 subitems = method(state, item)
                             else:
                                 subitems = method(state, item[1], item[2])
@@ -999,44 +997,75 @@ class _Search:
                                 f"method {method.__name__} for {label(node)} raised {_error_text(error)} "
                                 f"(while planning {' > '.join(node.path())})"
                             ) from error
+                        if type(subitems) is list_type:
+                            break
                         if subitems is False or subitems is None:
-                            subitems = None
                             continue
-                        if type(subitems) is not list and not isinstance(subitems, list):
-                            node = _cell_node(item, kind, parent)
-                            raise DomainError(
-                                f"method {method.__name__} for {label(node)} returned "
-                                f"{_describe(subitems)}; a method must return a list of tasks, goals "
-                                "and actions, or False/None when it does not apply"
-                            )
-                        break
-                    if subitems is not None:
-                        depth = parent[3] + 1
-                        if backtracking and index < count:
-                            if choice is None:
+                        if isinstance(subitems, list):
+                            break
+                        node = _cell_node(item, kind, parent)
+                        raise DomainError(
+                            f"method {method.__name__} for {label(node)} returned "
+                            f"{_describe(subitems)}; a method must return a list of tasks, goals "
+                            "and actions, or False/None when it does not apply"
+                        )
+                    else:
+                        method = None
+                    methods_tried += tried - start
+                    if method is not None:
+                        if backtracking and tried < len(methods):
+                            if not start:
                                 if not stack:
                                     # From now on actions copy rather than change this state; what
                                     # in-place actions did to it is not reflected in its layout.
                                     state._flat = None
-                                choice = _FastChoice(item, kind, parent, rest, log, state, methods)
-                            choice.index = index
-                            choice.applied.append(index - 1)
+                                choice = _FastChoice(item, kind, parent, rest, log, state, methods, len(plan))
+                            choice.index = tried
+                            choice.applied.append(tried - 1)
                             stack.append(choice)
-                        log = record = (kind, item, parent, depth, method, tuple(subitems), log)
-                        agenda = rest
-                        if verify_goals and kind is not TASK:
-                            check = VERIFY_MULTIGOAL if kind is MULTIGOAL else VERIFY_GOAL
-                            agenda = (item, check, record, agenda)
+                        depth = parent[3] + 1
+                        log = record = (kind, item, parent, depth, method, subitems, log)
+                        if kind is task_kind or not verify_goals:
+                            agenda = rest
+                        else:
+                            if rest is not None and rest[1] is verify_kind and rest[0] is item:
+                                rest = rest[3]  # the enclosing refinement's check: this one does for both
+                            agenda = (item, verify_kind, record, rest)
                         if subitems:
-                            for sub in reversed(subitems):
-                                agenda = (sub, None, record, agenda)
                             if depth >= deepest:
                                 deepest = depth + 1
+                            if len(subitems) == 1:
+                                agenda = (subitems[0], None, record, agenda)
+                            else:
+                                for sub in reversed(subitems):
+                                    agenda = (sub, None, record, agenda)
                         continue
-                    if choice is None:
-                        choice = _FastChoice(item, kind, parent, rest, log, state, methods)
-                    choice.index = count
+                    if not start:
+                        choice = _FastChoice(item, kind, parent, rest, log, state, methods, len(plan))
+                    choice.index = len(methods)
                     self._note_cell_exhausted(choice)
+
+                else:  # a verification
+                    if type(item) is tuple_type:
+                        variable, arg, value = item
+                        if not _goal_holds(state, variable, arg, value, parent):
+                            node = _cell_node(item, VERIFY_GOAL, parent)
+                            raise DomainError(
+                                f"method {node.method} did not achieve goal {item!r}: after its subtasks, "
+                                f"{variable}[{arg!r}] is {_lookup(state, variable, arg)!r} "
+                                f"(while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
+                            )
+                    else:
+                        missing = unachieved_goals(state, item)
+                        if missing:
+                            node = _cell_node(item, VERIFY_MULTIGOAL, parent)
+                            raise DomainError(
+                                f"method {node.method} did not achieve multigoal {item.__name__}: "
+                                "still unachieved "
+                                f"{missing!r} (while planning {' > '.join(node.parent.path())})"  # type: ignore[union-attr]
+                            )
+                    agenda = rest
+                    continue
 
                 # The item failed: go back to the most recent choice point, resumed as an agenda cell.
                 if not stack:
@@ -1047,16 +1076,40 @@ class _Search:
                     self._check_clock()
                 state = choice.state
                 log = choice.log
-                verified = None
+                del plan[choice.plan_length :]
                 agenda = (choice.item, choice, choice.parent, choice.rest)
-                expansions -= 1  # resuming is not an expansion
+                left += 1  # resuming is not an expansion
+            return SUCCESS, state
         finally:
             self.log = log
-            stats.expansions = expansions
+            stats.expansions = spent + window - left
             stats.actions_tried += actions_tried
             stats.methods_tried += methods_tried
             stats.backtracks += backtracks
             stats.max_depth = max(stats.max_depth, deepest)
+
+    def _fast_kind(
+        self,
+        item: Any,
+        parent: tuple[Any, ...],
+        by_name: dict[Any, tuple[str, Any]],
+        multigoal_entry: tuple[str, Any],
+    ) -> tuple[str, Any]:
+        """Classify an item the fast search has no entry for; cache the entry for its name."""
+        kind = self._kind_of(item, partial(_cell_node, item, None, parent))
+        if kind is MULTIGOAL:
+            return multigoal_entry
+        name = item[0]
+        domain = self.domain
+        if kind is ACTION:
+            entry = (kind, domain._action_dict[name])
+        elif kind is TASK:
+            entry = (kind, domain._task_method_dict[name])
+        else:
+            entry = (kind, domain._unigoal_method_dict[name])
+        if type(item) is tuple:
+            by_name[name] = entry
+        return entry
 
     def _note_cell_failure(self, item: Any, kind: str, parent: tuple[Any, ...], reason: str) -> None:
         if self.explanation is None or parent[3] + 1 > self.explanation.depth:
@@ -1269,6 +1322,7 @@ class _Search:
 
 
 _NOTHING: frozenset[str] = frozenset()
+_PRECONDITIONS = "the action's preconditions do not hold (it returned False/None)"
 
 # What _refine returns when no method (or none left) applies; None is a valid, empty agenda.
 _NO_METHOD = object()
@@ -1294,10 +1348,17 @@ def _holds(state: State, variable: str, arg: Any, value: Any, node: Node) -> boo
 
 
 # Tags of the fast search's records (see _Search._fast_search): the pseudo-record above a top-level
-# item (holding its node), an action in the plan, a goal that already held.
+# item (holding its node), a goal that already held.
 _TOP = "<top>"
-_PLANNED = "<planned>"
 _ACHIEVED = "<achieved>"
+# The kind of a verification cell (a multigoal's or a unigoal's, told apart by the item's type).
+_VERIFY = "<verify>"
+
+
+def _window(limit: int, spent: int, check_clock: bool) -> int:
+    """Expansions the fast search may make before it must look at the limit or the clock again."""
+    window = _CLOCK_EVERY if check_clock else 1 << 62
+    return window if limit < 0 else min(window, limit - spent)
 
 
 def _record_node(record: tuple[Any, ...]) -> Node:
@@ -1328,52 +1389,70 @@ def _cell_node(item: Any, kind: str | None, parent: tuple[Any, ...]) -> Node:
     return node
 
 
-def _build_nodes(tree: SolutionTree, tops: list[Node], log: Any, verify_goals: bool) -> None:
-    """Give ``tops`` (the top-level nodes of one search) the subtrees the search's log records.
+def _build_nodes(
+    tree: SolutionTree, tops: list[Node], log: Any, planned: int, verify_goals: bool, domain: Domain
+) -> None:
+    """Give ``tops`` (the top-level nodes of one search) the subtrees the search recorded.
 
-    The log holds one entry per refinement, action and achieved goal that the search kept, newest
-    first; replaying them oldest first against a depth-first agenda of nodes meets the nodes in the
-    order the search expanded them (verification nodes, which leave no entry, were verified when
-    the next entry's node was reached).
+    ``log`` holds the search's refinements and achieved goals, newest first; ``planned`` is how
+    many actions it applied. Replaying them against a depth-first agenda of nodes meets the nodes in
+    the order the search expanded them: an action node is the next planned action, a verification
+    node was verified (it came before whatever the search did next), and any other node is the next
+    log entry's. The replay stops at the first node the search did not get past (on a failure or a
+    limit, where the search stopped).
     """
     entries = []
     while log is not None:
         entries.append(log)
         log = log[-1]
+    actions = domain._action_dict
     new_id = tree.new_id
     agenda = list(reversed(tops))
-    for entry in reversed(entries):
-        node = agenda.pop()
-        while node.kind is VERIFY_GOAL or node.kind is VERIFY_MULTIGOAL:
-            node.status = VERIFIED
-            node = agenda.pop()
-        tag = entry[0]
-        if tag is _PLANNED:
+    while agenda:
+        node = agenda[-1]
+        kind = node.kind
+        if kind is VERIFY_GOAL or kind is VERIFY_MULTIGOAL:
+            agenda.pop().status = VERIFIED
+            continue
+        if _names_action(node.item, actions):
+            if not planned:
+                break
+            planned -= 1
             node.kind = ACTION
             node.status = PLANNED
-        elif tag is _ACHIEVED:
+            agenda.pop()
+            continue
+        if not entries:
+            break
+        entry = entries.pop()
+        agenda.pop()
+        if entry[0] is _ACHIEVED:
             node.kind = UNIGOAL
             node.status = ACHIEVED
-        else:
-            kind, item, _parent, depth, method, subitems, _previous = entry
-            node.kind = kind
-            node.method = method.__name__
-            node.status = REFINED
-            children = [Node(new_id(), sub, node, None, depth + 1) for sub in subitems]
-            if verify_goals and kind is not TASK:
-                check = Node(
-                    new_id(), item, node, VERIFY_MULTIGOAL if kind is MULTIGOAL else VERIFY_GOAL, depth + 1
-                )
-                check.method = node.method
-                children.append(check)
-            node.children = children
-            agenda.extend(reversed(children))
-    while agenda and agenda[-1].kind in (VERIFY_GOAL, VERIFY_MULTIGOAL):
-        agenda.pop().status = VERIFIED
+            continue
+        kind, item, _parent, depth, method, subitems, _previous = entry
+        node.kind = kind
+        node.method = method.__name__
+        node.status = REFINED
+        children = [Node(new_id(), sub, node, None, depth + 1) for sub in subitems]
+        if verify_goals and kind is not TASK:
+            check_kind = VERIFY_MULTIGOAL if kind is MULTIGOAL else VERIFY_GOAL
+            check = Node(new_id(), item, node, check_kind, depth + 1)
+            check.method = node.method
+            children.append(check)
+        node.children = children
+        agenda.extend(reversed(children))
+
+
+def _names_action(item: Any, actions: dict[str, Any]) -> bool:
+    try:
+        return isinstance(item, tuple | list) and bool(item) and item[0] in actions
+    except TypeError:  # an unhashable name: not an action (the search said so)
+        return False
 
 
 def _goal_holds(state: State, variable: str, arg: Any, value: Any, parent: tuple[Any, ...]) -> bool:
-    bindings = state.__dict__.get(variable)
+    bindings = getattr(state, variable, None)  # not state.__dict__ (see state._StateSlots)
     if type(bindings) is dict:
         return bindings.get(arg) == value  # type: ignore[no-any-return]
     from aria.apps.engine.state import unigoal_holds
