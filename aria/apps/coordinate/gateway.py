@@ -236,7 +236,13 @@ class Gateway:
         request = _request._get_current_object()
         g.connection = request
         g.started = time.perf_counter()
-        g.request_id = _request_id(request.headers.get("X-Request-ID"))
+        # One pass over the headers: werkzeug's get() raises and catches an exception per absent
+        # header, and most of the ones read here are absent.
+        header: dict[str, str] = {}
+        for key, value in request.headers.items():
+            header.setdefault(key.lower(), value)  # the first of repeated headers, as get() answers
+        g.header = header
+        g.request_id = _request_id(header.get("x-request-id"))
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
         g.ratelimit = None
         g.principal = None
@@ -246,14 +252,15 @@ class Gateway:
         endpoint = request.endpoint
         blueprint = request.blueprint
         app_name = g.app_name = self._blueprint_app.get(blueprint) if blueprint else None
-        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+        if request.method == "OPTIONS" and header.get("access-control-request-method"):
             return Response("", status=204)
         view = self.app.view_functions.get(endpoint) if endpoint else None
         limit = body_limit_of(view, self.settings.max_body_bytes)
         body = request.body
         if isinstance(body, GatewayBody):
             body.set_limit(limit)
-        if limit is not None and (request.content_length or 0) > limit:
+        length = header.get("content-length")
+        if limit is not None and length is not None and (request.content_length or 0) > limit:
             # Refused before anything reads it.
             return error_response(413, "payload_too_large", f"bodies are limited to {limit} bytes here")
         if app_name is not None:
@@ -318,7 +325,7 @@ class Gateway:
             add("X-RateLimit-Limit", str(verdict.limit))
             add("X-RateLimit-Remaining", str(verdict.remaining))
             add("X-RateLimit-Reset", str(round(verdict.reset)))
-        origin = request.headers.get("Origin")
+        origin = g.header.get("origin")
         if origin and (origin in self.settings.cors_origins or "*" in self.settings.cors_origins):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"
@@ -417,7 +424,7 @@ class Gateway:
         return self._resource_class(resource, _g.connection.path)
 
     async def _authenticate(self, request: Any, g: Any) -> Any:
-        token = _bearer(request.headers.get("Authorization", ""))
+        token = _bearer(g.header.get("authorization", ""))
         if token:
             return await self._verify(token)
         access = request.cookies.get(ACCESS_COOKIE, "")
