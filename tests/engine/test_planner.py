@@ -74,6 +74,49 @@ class TestSearch:
         final.on["b0"] = "moved by the caller"  # a private copy: nothing shared with the input
         assert state == before
 
+    def test_a_choice_point_keeps_its_state_after_actions_changed_it_in_place(self) -> None:
+        """Actions change the state in place while no choice point holds it; one that a later choice
+        point holds must not change under the actions tried after it, even when an in-place action
+        put a list into a variable the search had known to hold only immutable values."""
+        domain = Domain("in_place_then_choice")
+
+        def noop(s: State) -> State:
+            return s
+
+        def never(s: State) -> None:
+            return None
+
+        def new_list(s: State) -> State:
+            s.bag["k"] = []
+            return s
+
+        def add(s: State) -> State:
+            s.bag["k"].append(len(s.bag["k"]))
+            return s
+
+        domain.declare_actions(noop, never, new_list, add)
+
+        def m_warm_tries_and_fails(s: State) -> list[Any]:
+            return [("noop",), ("never",)]  # a copy-on-write action, then a dead end
+
+        def m_warm(s: State) -> list[Any]:
+            return [("noop",)]
+
+        def m_add_twice_then_fail(s: State) -> list[Any]:
+            return [("add",), ("add",), ("never",)]
+
+        def m_add_once(s: State) -> list[Any]:
+            return [("add",)]
+
+        domain.declare_task_methods("warm", m_warm_tries_and_fails, m_warm)
+        domain.declare_task_methods("fill", m_add_twice_then_fail, m_add_once)
+        state = State("s", bag={"other": 1})
+        outcome = Planner(domain).plan(state, [("warm",), ("new_list",), ("fill",)])
+        assert outcome.plan == [("noop",), ("new_list",), ("add",)]
+        assert outcome.final_state is not None and outcome.final_state.bag == {"other": 1, "k": [0]}
+        assert outcome.stats.backtracks == 2
+        assert state.bag == {"other": 1}
+
     def test_actions_that_change_nothing_stay_in_the_plan_unless_asked(self) -> None:
         domain = Domain("idem")
 

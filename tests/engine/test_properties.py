@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aria.apps.engine.domain import Domain
 from aria.apps.engine.execution import execute
 from aria.apps.engine.planner import Planner
 from aria.apps.engine.serialize import (
@@ -174,3 +175,112 @@ def test_chains_of_children_never_change_an_earlier_state(
         for earlier, snapshot in history:
             assert json.dumps(state_to_json(earlier), sort_keys=True) == snapshot
         assert all(type(getattr(state, v)) is dict for v in ("a", "b", "c"))  # plain dicts once sealed
+
+
+def _random_domain(seed: int) -> tuple[Domain, State, list[Any]]:
+    """A domain of tasks with several methods each (so choice points and backtracking), actions that
+    fail after changing their state, nested lists written into the state and appended to later,
+    unigoals and a multigoal; with a state and a todo list. The same seed gives the same domain."""
+    rng = random.Random(seed)
+    keys = ["x", "y", "z"]
+    domain = Domain(f"random_{seed}")
+
+    def inc(s: State, k: str) -> State | None:
+        if s.v[k] >= 3:
+            return None
+        s.v[k] += 1
+        return s
+
+    def dec(s: State, k: str) -> State | None:
+        s.v[k] -= 1  # changes the state before it finds that it does not apply
+        return s if s.v[k] >= 0 else None
+
+    def bag_new(s: State, k: str) -> State:
+        s.bag[k] = []
+        return s
+
+    def bag_add(s: State, k: str) -> State | None:
+        items = s.bag.get(k)
+        if items is None or len(items) >= 2:
+            return None
+        items.append(len(items))  # changes a list inside the state
+        return s
+
+    domain.declare_actions(inc, dec, bag_new, bag_add)
+
+    def make_method(task: int, number: int) -> Any:
+        guard_key, threshold = rng.choice(keys), rng.randint(0, 3)
+        body: list[tuple[Any, ...]] = []
+        for _ in range(rng.randint(0, 3)):
+            pick = rng.random()
+            k = rng.choice([*keys, "K"])
+            if pick < 0.45:
+                body.append((rng.choice(["inc", "dec", "bag_new", "bag_add"]), k))
+            elif pick < 0.75 and task < 3:
+                body.append((f"t{rng.randint(task + 1, 3)}", k))
+            else:
+                body.append(("v", k, rng.randint(0, 3)))
+
+        def method(s: State, k: str) -> list[Any] | bool:
+            if s.v[guard_key] > threshold:
+                return False
+            return [tuple(k if part == "K" else part for part in item) for item in body]
+
+        method.__name__ = f"m_t{task}_{number}"
+        return method
+
+    for task in range(4):
+        domain.declare_task_methods(f"t{task}", *[make_method(task, n) for n in range(rng.randint(1, 3))])
+
+    def m_v_up(s: State, k: str, n: int) -> list[Any] | bool:
+        return [("inc", k), ("v", k, n)] if s.v[k] < n else False
+
+    def m_v_down(s: State, k: str, n: int) -> list[Any] | bool:
+        return [("dec", k), ("v", k, n)] if s.v[k] > n else False
+
+    domain.declare_unigoal_methods("v", m_v_up, m_v_down)
+
+    def m_goals(s: State, goal: Multigoal) -> list[Any]:
+        for k, n in goal.v.items():
+            if s.v[k] != n:
+                return [("v", k, n), goal]
+        return []
+
+    domain.declare_multigoal_methods(m_goals)
+    state = State("s", v={k: rng.randint(0, 3) for k in keys}, bag={})
+    todo: list[Any] = [(f"t{rng.randint(0, 3)}", rng.choice(keys)) for _ in range(rng.randint(1, 3))]
+    if rng.random() < 0.5:
+        todo.insert(rng.randint(0, len(todo)), Multigoal("g", v={k: rng.randint(0, 3) for k in keys}))
+    return domain, state, todo
+
+
+def _tree_shape(outcome: Any) -> list[tuple[Any, ...]]:
+    return [(n.depth, n.kind, n.status, n.method, repr(n.item)) for n in outcome.tree.nodes()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), greedy=st.booleans())
+def test_the_fast_search_finds_what_the_observed_search_finds(seed: int, greedy: bool) -> None:
+    """The search without observers (in-place actions while no choice point holds the state, copy-on-write
+    while one does, the tree built afterwards from a log) returns what the observed search (copy-on-write
+    for every action, a node per item) returns: status, plan, final state, tree, statistics and, on a
+    failure, the explanation; and neither changes the caller's state."""
+    domain, state, todo = _random_domain(seed)
+    snapshot = json.dumps(state_to_json(state), sort_keys=True)
+    fast = Planner(domain, backtracking=not greedy, max_expansions=3000).plan(state, todo)
+    observed = Planner(
+        domain, backtracking=not greedy, max_expansions=3000, observer=lambda event, node, detail: None
+    ).plan(state, todo)
+    assert json.dumps(state_to_json(state), sort_keys=True) == snapshot
+    assert fast.status == observed.status
+    assert fast.plan == observed.plan
+    if fast.status == "expansion_limit":
+        return  # the observed search counts each nested multigoal verification against the limit
+    assert fast.final_state == observed.final_state
+    for field in ("expansions", "backtracks", "methods_tried", "actions_tried", "max_depth", "plan_length"):
+        assert getattr(fast.stats, field) == getattr(observed.stats, field), field
+    if fast.success:
+        assert _tree_shape(fast) == _tree_shape(observed)
+    else:
+        assert fast.explanation is not None and observed.explanation is not None
+        assert fast.explanation.to_json() == observed.explanation.to_json()

@@ -863,7 +863,8 @@ class _Search:
           when it runs out.
         * Nested refinements of one multigoal would end in a run of verifications of it with
           nothing in between: the run is one verification cell (the innermost refinement's, which
-          an unachieved goal blames); the tree still gets a verification node for each.
+          an unachieved goal blames); the tree still gets a verification node for each, and the
+          statistics count each as an expansion (the expansion limit counts the one check).
 
         Returns the status and the final state; the log and the plan are left in ``self.log`` and
         ``self.plan`` on every way out.
@@ -888,6 +889,7 @@ class _Search:
         plan_append = plan.append
         log = None
         actions_tried = methods_tried = backtracks = 0
+        merged = 0  # verifications run as part of an enclosing one's check (expansions all the same)
         deepest = agenda[2][3] + 1 if agenda is not None else 0
         # Expansions are counted down in windows that end at the limit or at the next look at the
         # clock: `spent` expansions before this window, `left` still to go in it.
@@ -1030,10 +1032,11 @@ class _Search:
                         else:
                             if rest is not None and rest[1] is verify_kind and rest[0] is item:
                                 rest = rest[3]  # the enclosing refinement's check: this one does for both
+                                merged += 1
                             agenda = (item, verify_kind, record, rest)
+                        if depth >= deepest and (subitems or agenda is not rest):
+                            deepest = depth + 1
                         if subitems:
-                            if depth >= deepest:
-                                deepest = depth + 1
                             if len(subitems) == 1:
                                 agenda = (subitems[0], None, record, agenda)
                             else:
@@ -1082,7 +1085,7 @@ class _Search:
             return SUCCESS, state
         finally:
             self.log = log
-            stats.expansions = spent + window - left
+            stats.expansions = spent + window - left + merged
             stats.actions_tried += actions_tried
             stats.methods_tried += methods_tried
             stats.backtracks += backtracks
@@ -1382,7 +1385,10 @@ def _record_node(record: tuple[Any, ...]) -> Node:
 def _cell_node(item: Any, kind: str | None, parent: tuple[Any, ...]) -> Node:
     """A node for an agenda cell of the fast search (a top-level item's own node when it is one)."""
     if parent[0] is _TOP:
-        return parent[1]  # type: ignore[no-any-return]
+        node: Node = parent[1]
+        if node.kind is None:
+            node.kind = kind  # what the search found it to be (as the observed search records)
+        return node
     node = Node(-1, item, _record_node(parent), kind, parent[3] + 1)
     if kind is VERIFY_GOAL or kind is VERIFY_MULTIGOAL:
         node.method = parent[4].__name__
