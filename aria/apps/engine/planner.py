@@ -12,7 +12,10 @@ refinement ends with a check that the method achieved the goal. What differs:
   item up front; ``lazy_methods=False`` does that too).
 * Actions that leave the state unchanged stay in the plan (GTPyhop 2.x drops them, which breaks its
   own ``backtracking_htn`` example; ``drop_idempotent_actions=True`` restores that).
-* Cheap steps: copy-on-write states (:mod:`aria.apps.engine.state`), O(1) todo and plan updates.
+* Cheap steps: actions change the planner's own copy of the state in place while no choice point
+  can go back to it, and get copy-on-write children (:mod:`aria.apps.engine.state`) while one can;
+  O(1) todo and plan updates; without an observer, no tree node per item until the tree is read
+  (:meth:`_Search._fast_search`).
 * Enforced node-expansion and wall-clock limits, cancellation, statistics, a solution tree, and on
   failure an explanation naming the deepest item reached and what failed there.
 * Re-entrant repair: :meth:`Planner.replan` after an action fails while acting, and command
