@@ -40,8 +40,9 @@ READ_BLOCK = 1 << 20
 BATCH_BYTES = 1 << 20
 BATCH_CHUNKS = 256
 #: Extract's batches from a local store or seeds: larger, so that each worker hashes more chunks
-#: side by side (:meth:`Digest.of_many`) and writes more of them per system call.
-EXTRACT_BATCH_BYTES = 4 << 20
+#: side by side (:meth:`Digest.of_many`) and writes more of them per system call (measured: 4 MiB
+#: costs the same CPU as 2 MiB, and 8 MiB more peak memory for a 1 GiB file).
+EXTRACT_BATCH_BYTES = 2 << 20
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 Chunk = bytes | memoryview

@@ -192,47 +192,45 @@ class Store(abc.ABC):
         Raises:
             ChunkInvalid: naming the chunk and this store.
         """
-        if self.compressed:
-            try:
-                data = decompress_chunk(stored)
-            except zstandard.ZstdError as exc:
-                raise ChunkInvalid(chunk_id, self.location, f"not a valid zstd frame ({exc})") from exc
-        else:
-            data = stored
+        data = self.unpack(chunk_id, stored)
         actual = digest.of(data)
         if actual != chunk_id:
             raise self._mismatch(chunk_id, data, actual, digest)
         return data
 
-    def decode_many(
-        self, chunk_ids: Sequence[bytes], stored: Sequence[bytes | StorageProblem], digest: Digest
+    def unpack(self, chunk_id: bytes, stored: bytes) -> bytes:
+        """The chunk's bytes from what is stored: decompressed in a compressed store, not verified.
+
+        Raises:
+            ChunkInvalid: if a compressed chunk is not a valid zstd frame.
+        """
+        if not self.compressed:
+            return stored
+        try:
+            return decompress_chunk(stored)
+        except zstandard.ZstdError as exc:
+            raise ChunkInvalid(chunk_id, self.location, f"not a valid zstd frame ({exc})") from exc
+
+    def verify_many(
+        self, chunk_ids: Sequence[bytes], contents: Sequence[bytes | StorageProblem], digest: Digest
     ) -> list[bytes | StorageProblem]:
-        """:meth:`decode` for a batch, hashing all its chunks at once (:meth:`Digest.of_many`).
+        """Verify a batch of unpacked chunks, hashing them all at once (:meth:`Digest.of_many`).
 
         Args:
-            stored: Each chunk's stored bytes, or the problem met fetching it (passed through).
+            contents: Each chunk's unpacked bytes, or the problem met getting it (passed through).
 
         Returns:
-            Each chunk's verified bytes, or its :class:`StorageProblem` (missing, or invalid).
+            Each chunk's bytes, or its :class:`StorageProblem` (what was passed, or
+            :class:`ChunkInvalid` when the bytes do not hash to the chunk's ID).
         """
-        results: list[bytes | StorageProblem] = []
-        decoded: list[bytes] = []
+        results = list(contents)
         positions: list[int] = []
-        for position, (chunk_id, body) in enumerate(zip(chunk_ids, stored, strict=True)):
-            if isinstance(body, StorageProblem):
-                results.append(body)
-                continue
-            try:
-                data = decompress_chunk(body) if self.compressed else body
-            except zstandard.ZstdError as exc:
-                error = ChunkInvalid(chunk_id, self.location, f"not a valid zstd frame ({exc})")
-                error.__cause__ = exc
-                results.append(StorageProblem(error))
-                continue
-            results.append(data)
-            decoded.append(data)
-            positions.append(position)
-        for position, data, actual in zip(positions, decoded, digest.of_many(decoded), strict=True):
+        found: list[bytes] = []
+        for position, data in enumerate(results):
+            if not isinstance(data, StorageProblem):
+                positions.append(position)
+                found.append(data)
+        for position, data, actual in zip(positions, found, digest.of_many(found), strict=True):
             if actual != chunk_ids[position]:
                 results[position] = StorageProblem(self._mismatch(chunk_ids[position], data, actual, digest))
         return results

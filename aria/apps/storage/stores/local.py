@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from aria.apps.storage.errors import ChunkMissing, StoreFailure
+from aria.apps.storage.errors import ChunkInvalid, ChunkMissing, StoreFailure
 from aria.apps.storage.format import CHUNK_EXTENSION, CHUNK_ID_SIZE, Digest, compress_chunk
 from aria.apps.storage.stores.base import StorageProblem, Store
 
@@ -53,13 +53,14 @@ class LocalStore(Store):
         Raises:
             StoreFailure: if a chunk file exists but cannot be read.
         """
-        stored: list[bytes | StorageProblem] = []
+        contents: list[bytes | StorageProblem] = []
         for chunk_id in chunk_ids:
             try:
-                stored.append(self._read(chunk_id))
-            except ChunkMissing as missing:
-                stored.append(StorageProblem(missing))
-        return self.decode_many(chunk_ids, stored, digest)
+                # Unpacked as soon as read: only one compressed chunk is held at a time.
+                contents.append(self.unpack(chunk_id, self._read(chunk_id)))
+            except (ChunkMissing, ChunkInvalid) as problem:
+                contents.append(StorageProblem(problem))
+        return self.verify_many(chunk_ids, contents, digest)
 
     def _read(self, chunk_id: bytes) -> bytes:
         hex_id = chunk_id.hex()
