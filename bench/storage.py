@@ -13,7 +13,8 @@ peak memory (max RSS of the process) of each tool's make and extract of a larger
 
 Before timing, aria's modules are compiled to bytecode (``compileall``), as an installed aria has
 them: with ``PYTHONDONTWRITEBYTECODE`` set, an editable checkout would otherwise recompile its own
-modules on every start. The chunker's boundary scan (C extension, or the numpy fallback) is printed.
+modules on every start. The chunker's boundary scan (C extension, or the numpy fallback) and how
+chunk IDs are hashed (eight at once with AVX-512, or hashlib) are printed.
 
 Targets (issue #5): aria at least as fast as casync for make and extract; peak memory under
 200 MiB for a 1 GiB file.
@@ -197,10 +198,11 @@ def main() -> None:
         return
     import aria
     from aria.apps.storage.chunker import SCANNER
+    from aria.apps.storage.format import SHA512_256_MANY
 
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(aria.__file__).parent)], check=True)
     print(f"cores available: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f}")
-    print(f"aria's boundary scan: {SCANNER}")
+    print(f"aria's boundary scan: {SCANNER}, chunk IDs (SHA-512/256 of many chunks): {SHA512_256_MANY}")
     with tempfile.TemporaryDirectory(prefix="aria-bench-storage-") as directory:
         work = Path(directory)
         speed(work, arguments.size_mib * MIB, arguments.rounds)
