@@ -544,7 +544,8 @@ async def _write_output(
                 placed, fetched = from_results(rest, results, pieces)
                 stats.from_store += placed
                 stats.bytes_fetched += fetched
-        await trio.to_thread.run_sync(write, pieces)
+        if pieces:
+            await trio.to_thread.run_sync(write, pieces)
         if progress is not None:
             progress.advance(sum(sizes_of[c] * len(places[c]) for c in batch))
 
