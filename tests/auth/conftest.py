@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from quart_trio import QuartTrio
 import aria
 from aria.apps.auth.api import AuthService, create_blueprint
 from aria.system import System
-from tests.data.conftest import data_config, traversable_directory
+from tests.conftest import booted_template, copy_of
+from tests.data.conftest import data_config
 
 # Cheap argon2 for tests (the bench states and uses the production parameters).
 TEST_AUTH = {
@@ -43,15 +43,10 @@ def auth_config(data_dir: Path, issuer: str, **auth: Any) -> dict[str, dict[str,
 
 
 def _build_template() -> Iterator[Path]:
-    with traversable_directory() as base:
-        template = base / "var"
+    def config_for(template: Path) -> dict[str, dict[str, Any]]:
+        return auth_config(template, "http://127.0.0.1:1")
 
-        async def initialise() -> None:
-            config = auth_config(template, "http://127.0.0.1:1")
-            async with aria.running(apps=["aria_auth"], config=config, configure_logging=False):
-                pass
-
-        trio.run(initialise)
+    with booted_template(config_for, apps=["aria_auth"]) as template:
         yield template
 
 
@@ -67,10 +62,8 @@ def upstream_template() -> Iterator[Path]:
 
 
 def _copy(template: Path) -> Iterator[Path]:
-    with traversable_directory() as base:
-        target = base / "var"
-        subprocess.run(["cp", "-a", str(template), str(target)], check=True)
-        yield target
+    with copy_of(template) as directory:
+        yield directory
 
 
 @pytest.fixture

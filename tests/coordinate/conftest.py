@@ -4,7 +4,6 @@ plus an operator account and HTTPS clients that verify the node's local CA."""
 from __future__ import annotations
 
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 
 import aria
 from aria.apps.data.engines import find_postgres_binaries
 from aria.system import System
-from tests.conftest import traversable_directory
+from tests.conftest import booted_template, copy_of
 
 if find_postgres_binaries() is None:
     pytest.skip("PostgreSQL's initdb and postgres are not installed", allow_module_level=True)
@@ -38,26 +36,21 @@ def node_config(data_dir: Path, **coordinate: Any) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def node_template() -> Iterator[Path]:
-    with traversable_directory() as base:
-        template = base / "var"
+    async def add_test_users() -> None:
+        auth = await aria.whereis("aria_auth").get()
+        await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
+        await auth.put_role("reader", ["monitor:read"], description="tests: read the monitor")
+        await auth.add_user("oper", PASSWORD, roles=["operator"])
+        await auth.add_user("reader", PASSWORD, roles=["reader"])
 
-        async def initialise() -> None:
-            async with aria.running(config=node_config(template), configure_logging=False):
-                auth = await aria.whereis("aria_auth").get()
-                await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
-                await auth.put_role("reader", ["monitor:read"], description="tests: read the monitor")
-                await auth.add_user("oper", PASSWORD, roles=["operator"])
-                await auth.add_user("reader", PASSWORD, roles=["reader"])
-
-        trio.run(initialise)
+    with booted_template(node_config, prepare=add_test_users) as template:
         yield template
 
 
 @pytest.fixture
 def node_dir(node_template: Path) -> Iterator[Path]:
-    with traversable_directory() as base:
-        subprocess.run(["cp", "-a", str(node_template), str(base / "var")], check=True)
-        yield base / "var"
+    with copy_of(node_template) as directory:
+        yield directory
 
 
 @dataclass

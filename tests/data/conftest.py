@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 import aria
 from aria.apps.data.engines import find_postgres_binaries
 from aria.system import System
-from tests.conftest import traversable_directory
+from tests.conftest import booted_template
 
 if find_postgres_binaries() is None:
     pytest.skip("PostgreSQL's initdb and postgres are not installed", allow_module_level=True)
@@ -31,15 +30,7 @@ def data_config(data_dir: Path, **data: Any) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def node_template() -> Iterator[Path]:
-    with traversable_directory() as base:
-        template = base / "var"
-
-        async def initialise() -> None:
-            config = data_config(template)
-            async with aria.running(apps=["aria_data"], config=config, configure_logging=False):
-                pass
-
-        trio.run(initialise)
+    with booted_template(data_config, apps=["aria_data"]) as template:
         yield template
 
 

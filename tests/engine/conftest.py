@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 
 import aria
 from aria.apps import all_apps
 from aria.system import System
-from tests.conftest import traversable_directory
+from tests.conftest import booted_template, copy_of
 
 PASSWORD = "correct horse battery staple"
 ENGINE_DOMAINS = ["tests.engine.queue_domain"]
@@ -62,33 +60,26 @@ def _need_postgres() -> None:
 @pytest.fixture(scope="session")
 def engine_node_template() -> Iterator[Path]:
     _need_postgres()
-    with traversable_directory() as base:
-        template = base / "var"
 
-        async def initialise() -> None:
-            async with aria.running(
-                apps=["aria_coordinate"],
-                config=engine_node_config(template),
-                configure_logging=False,
-                catalog=GATEWAY_CATALOG,
-            ):
-                auth = await aria.whereis("aria_auth").get()
-                await auth.put_role("operator", ["*:*"], description="tests: everything")
-                await auth.put_role(
-                    "plan_reader", ["aria_engine.requests:read"], description="tests: read planning requests"
-                )
-                await auth.add_user("oper", PASSWORD, roles=["operator"])
-                await auth.add_user("reader", PASSWORD, roles=["plan_reader"])
+    async def add_test_users() -> None:
+        auth = await aria.whereis("aria_auth").get()
+        await auth.put_role("operator", ["*:*"], description="tests: everything")
+        await auth.put_role(
+            "plan_reader", ["aria_engine.requests:read"], description="tests: read planning requests"
+        )
+        await auth.add_user("oper", PASSWORD, roles=["operator"])
+        await auth.add_user("reader", PASSWORD, roles=["plan_reader"])
 
-        trio.run(initialise)
+    with booted_template(
+        engine_node_config, apps=["aria_coordinate"], catalog=GATEWAY_CATALOG, prepare=add_test_users
+    ) as template:
         yield template
 
 
 @pytest.fixture
 def engine_node_dir(engine_node_template: Path) -> Iterator[Path]:
-    with traversable_directory() as base:
-        subprocess.run(["cp", "-a", str(engine_node_template), str(base / "var")], check=True)
-        yield base / "var"
+    with copy_of(engine_node_template) as directory:
+        yield directory
 
 
 @pytest.fixture

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 import aria
 from aria.apps.data.engines import find_postgres_binaries
 from aria.system import System
-from tests.conftest import traversable_directory
+from tests.conftest import booted_template, copy_of
 
 if find_postgres_binaries() is None:
     pytest.skip("PostgreSQL's initdb and postgres are not installed", allow_module_level=True)
@@ -39,23 +37,14 @@ def queue_config(data_dir: Path, **queue: Any) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def queue_template() -> Iterator[Path]:
-    with traversable_directory() as base:
-        template = base / "var"
-
-        async def initialise() -> None:
-            config = queue_config(template)
-            async with aria.running(apps=["aria_queue"], config=config, configure_logging=False):
-                pass
-
-        trio.run(initialise)
+    with booted_template(queue_config, apps=["aria_queue"]) as template:
         yield template
 
 
 @pytest.fixture
 def queue_dir(queue_template: Path) -> Iterator[Path]:
-    with traversable_directory() as base:
-        subprocess.run(["cp", "-a", str(queue_template), str(base / "var")], check=True)
-        yield base / "var"
+    with copy_of(queue_template) as directory:
+        yield directory
 
 
 @pytest.fixture

@@ -94,38 +94,30 @@ def node_template() -> Iterator[Path]:
     """A whole node booted once (every app's migrations applied) with two accounts: ``oper`` may do
     everything, ``reader`` may only read characters and batches."""
 
-    import trio
-
     import aria
-    from tests.conftest import traversable_directory
+    from tests.conftest import booted_template
 
     needs_postgres()
-    with traversable_directory() as base:
-        template = base / "var"
 
-        async def initialise() -> None:
-            async with aria.running(config=node_config(template), configure_logging=False):
-                auth = await aria.whereis("aria_auth").get()
-                await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
-                await auth.put_role(
-                    "shape-reader",
-                    ["aria_shape.characters:read", "aria_shape.batches:read"],
-                    description="tests: read characters and batches",
-                )
-                await auth.add_user("oper", PASSWORD, roles=["operator"])
-                await auth.add_user("reader", PASSWORD, roles=["shape-reader"])
+    async def add_test_users() -> None:
+        auth = await aria.whereis("aria_auth").get()
+        await auth.put_role("operator", ["*:*"], description="tests: everything, without MFA")
+        await auth.put_role(
+            "shape-reader",
+            ["aria_shape.characters:read", "aria_shape.batches:read"],
+            description="tests: read characters and batches",
+        )
+        await auth.add_user("oper", PASSWORD, roles=["operator"])
+        await auth.add_user("reader", PASSWORD, roles=["shape-reader"])
 
-        trio.run(initialise)
+    with booted_template(node_config, prepare=add_test_users) as template:
         yield template
 
 
 @pytest.fixture
 def node_dir(node_template: Path) -> Iterator[Path]:
     """A private copy of the template node's data directory."""
-    import subprocess
+    from tests.conftest import copy_of
 
-    from tests.conftest import traversable_directory
-
-    with traversable_directory() as base:
-        subprocess.run(["cp", "-a", str(node_template), str(base / "var")], check=True)
-        yield base / "var"
+    with copy_of(node_template) as directory:
+        yield directory

@@ -3,17 +3,14 @@ and nodes with the real aria_data for the asset catalog, copied per test from a 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
-import aria
 from aria.apps.data.engines import find_postgres_binaries
-from tests.conftest import SHARED, traversable_directory
+from tests.conftest import SHARED, booted_template, copy_of
 
 DESYNC = SHARED / "testdata" / "desync"
 
@@ -42,21 +39,12 @@ def storage_template() -> Iterator[Path]:
     """A data directory booted once (OpenBao initialised, PostgreSQL cluster, the migrations)."""
     if find_postgres_binaries() is None:
         pytest.skip("PostgreSQL's initdb and postgres are not installed (aria_data's postgres engine)")
-    with traversable_directory() as base:
-        template = base / "var"
-
-        async def initialise() -> None:
-            config = storage_config(template)
-            async with aria.running(apps=["aria_storage"], config=config, configure_logging=False):
-                pass
-
-        trio.run(initialise)
+    with booted_template(storage_config, apps=["aria_storage"]) as template:
         yield template
 
 
 @pytest.fixture
 def storage_dir(storage_template: Path) -> Iterator[Path]:
     """A private copy of the template's data directory."""
-    with traversable_directory() as base:
-        subprocess.run(["cp", "-a", str(storage_template), str(base / "var")], check=True)
-        yield base / "var"
+    with copy_of(storage_template) as directory:
+        yield directory
