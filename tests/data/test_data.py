@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import aria
 from aria.application import AppContext
@@ -180,6 +181,20 @@ class TestTransactions:
         with pytest.raises(ValueError, match="changed my mind"):
             await db().transact(body)
         assert await db().fetchval("SELECT count(*) FROM r") == 0
+
+
+class TestAsyncioReports:
+    async def test_a_warning_from_asyncio_is_logged_and_the_pool_keeps_running(self, node: System) -> None:
+        """asyncpg reports "Resetting connection with an active transaction" through the loop's
+        exception handler (then rolls back itself); trio-asyncio's default handler raised it and
+        crashed the pool child, failing every statement in flight."""
+        database = await db().get()
+        database._loop.call_exception_handler({"message": "Resetting connection with an active transaction"})
+        await trio.testing.wait_all_tasks_blocked()
+        assert await db().fetchval("SELECT 1") == 1
+        data = node.tree()["root"]["children"][1]
+        pool = next(child for child in data["children"] if child["id"] == "pool")
+        assert pool["restarts"] == 0
 
 
 class TestCancellation:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
+import structlog
 import trio
 import trio_asyncio
 from pydantic import Field, model_validator
@@ -25,6 +26,8 @@ from aria.apps.data.pool import _AUTH_ERRORS, _NOT_SENT_ERRORS, Database, in_asy
 from aria.apps.security.api import AppSecrets
 from aria.config import Section
 from aria.supervisor import ChildSpec
+
+log = structlog.get_logger("aria_data")
 
 
 class DataSection(Section):
@@ -117,6 +120,18 @@ def migration_directories(context: AppContext) -> dict[str, Path]:
     return directories
 
 
+def _report_asyncio_message(loop: Any, context: dict[str, Any]) -> None:
+    """The asyncio loop's exception handler. A report that carries no exception is a warning
+    (asyncpg's "Resetting connection with an active transaction", after which it rolls back
+    itself): log it, as plain asyncio does. trio-asyncio's default raises every report into the
+    loop's nursery, which took the whole pool down for that warning. Reports with an exception
+    (an asyncio task that failed unobserved) still do: the supervisor restarts the pool."""
+    if context.get("exception") is None:
+        log.warning("asyncio reported a problem", message=str(context.get("message", "")))
+        return
+    loop.default_exception_handler(context)
+
+
 def build(context: AppContext) -> list[ChildSpec]:
     settings: DataSection = context.settings
     engine = choose_engine(settings, context.data_dir)
@@ -124,6 +139,7 @@ def build(context: AppContext) -> list[ChildSpec]:
 
     async def run_pool(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio_asyncio.open_loop() as loop:
+            loop.set_exception_handler(_report_asyncio_message)
             password = await engine.ensure_role(loop, secrets)
             pool = await open_pool(loop, engine, password, settings)
             server_version = await loop.run_aio_coroutine(pool.fetchval("SELECT version()"))
