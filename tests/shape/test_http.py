@@ -36,8 +36,12 @@ class Gateway:
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # Generation takes seconds on a busy 2-core machine (httpx's default gives up after 5).
         return httpx.AsyncClient(
-            base_url=self.url, verify=ssl.create_default_context(cafile=self.ca_file), headers=headers
+            base_url=self.url,
+            verify=ssl.create_default_context(cafile=self.ca_file),
+            headers=headers,
+            timeout=60.0,
         )
 
     async def token(self, user: str) -> str:
