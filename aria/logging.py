@@ -96,16 +96,16 @@ class _UTCTimestamp:
     whole seconds formatted once per second rather than once per line."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._cached: tuple[int, str] = (-1, "")  # one attribute: worker threads log too
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
         now = time.time()
         second = int(now)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        event["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        cached_second, prefix = self._cached
+        if second != cached_second:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._cached = (second, prefix)
+        event["timestamp"] = f"{prefix}.{int((now - second) * 1_000_000):06d}Z"
         return event
 
 
