@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
-import structlog
 import trio
-import trio_asyncio
 from pydantic import Field, model_validator
 
 from aria.application import App, AppContext
@@ -24,10 +22,9 @@ from aria.apps.data.errors import AuthenticationFailed, DatabaseUnavailable
 from aria.apps.data.migrations import MigrationRunner
 from aria.apps.data.pool import _AUTH_ERRORS, _NOT_SENT_ERRORS, Database, in_asyncio
 from aria.apps.security.api import AppSecrets
+from aria.asyncio_bridge import open_asyncio_loop
 from aria.config import Section
 from aria.supervisor import ChildSpec
-
-log = structlog.get_logger("aria_data")
 
 
 class DataSection(Section):
@@ -120,26 +117,13 @@ def migration_directories(context: AppContext) -> dict[str, Path]:
     return directories
 
 
-def _report_asyncio_message(loop: Any, context: dict[str, Any]) -> None:
-    """The asyncio loop's exception handler. A report that carries no exception is a warning
-    (asyncpg's "Resetting connection with an active transaction", after which it rolls back
-    itself): log it, as plain asyncio does. trio-asyncio's default raises every report into the
-    loop's nursery, which took the whole pool down for that warning. Reports with an exception
-    (an asyncio task that failed unobserved) still do: the supervisor restarts the pool."""
-    if context.get("exception") is None:
-        log.warning("asyncio reported a problem", message=str(context.get("message", "")))
-        return
-    loop.default_exception_handler(context)
-
-
 def build(context: AppContext) -> list[ChildSpec]:
     settings: DataSection = context.settings
     engine = choose_engine(settings, context.data_dir)
     secrets = AppSecrets(context.api("aria_security"), "aria_data")
 
     async def run_pool(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio_asyncio.open_loop() as loop:
-            loop.set_exception_handler(_report_asyncio_message)
+        async with open_asyncio_loop() as loop:
             password = await engine.ensure_role(loop, secrets)
             pool = await open_pool(loop, engine, password, settings)
             server_version = await loop.run_aio_coroutine(pool.fetchval("SELECT version()"))

@@ -25,6 +25,7 @@ from aria.apps.storage.errors import ChunkMissing, StoreFailure, StoreURLError
 from aria.apps.storage.format import Digest, chunk_relative_path
 from aria.apps.storage.pipeline import single_errors
 from aria.apps.storage.stores.base import Store, StoreOptions
+from aria.asyncio_bridge import open_asyncio_loop
 
 R = TypeVar("R")
 _KEY = re.compile(r"(?:^|/)([0-9a-f]{4})/(\1[0-9a-f]{60})(\.cacnk)?$")
@@ -168,7 +169,7 @@ async def open_s3_store(location: str, options: StoreOptions) -> AsyncIterator[S
     )
     with single_errors():
         async with (
-            trio_asyncio.open_loop() as loop,
+            open_asyncio_loop() as loop,
             _client(location, session, endpoint, config, options, credentials, loop) as client,
         ):
             store = S3Store(location, client, loop, bucket, prefix, options)

@@ -24,6 +24,7 @@ from aria.apps.storage.format import CHUNK_EXTENSION, Digest
 from aria.apps.storage.pipeline import single_errors
 from aria.apps.storage.stores.base import Store, StoreOptions
 from aria.apps.storage.stores.local import TEMP_PREFIX
+from aria.asyncio_bridge import open_asyncio_loop
 
 R = TypeVar("R")
 _NAME = re.compile(r"^([0-9a-f]{64})(\.cacnk)?$")
@@ -156,7 +157,7 @@ async def open_sftp_store(location: str, options: StoreOptions) -> AsyncIterator
     if options.sftp_client_keys:
         arguments["client_keys"] = list(options.sftp_client_keys)
     with single_errors():
-        async with trio_asyncio.open_loop() as loop:
+        async with open_asyncio_loop() as loop:
 
             async def connect() -> tuple[Any, Any]:
                 connection = await asyncssh.connect(parts.hostname, **arguments)
