@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -75,6 +76,9 @@ class TestAuthentication:
             assert "aria_access" in good.cookies
             page = await client.get("/queue")
             assert page.status_code == 200 and "<h1>Queue</h1>" in page.text
+            # The queue page's buttons call aria_queue's own route with the session cookie.
+            unknown = await client.post(f"/api/v1/queue/jobs/{uuid.uuid4()}/cancel")
+            assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
             evil = await client.post(
                 "/login", data={"username": "oper", "password": PASSWORD, "next": "//evil.example"}
             )

@@ -88,21 +88,6 @@ def create_blueprint(monitor: Any) -> Blueprint:
             return error_response(400, "invalid_request", str(exc))
         return jsonify({"stats": await api.stats(), "jobs": [job.to_json() for job in jobs]})
 
-    @blueprint.post("/queue/jobs/<job_id>/<action>")
-    @requires("aria_queue.jobs:write")
-    async def job_action(job_id: str, action: str) -> Response:
-        """Retry or cancel a job."""
-        api = monitor.apis.get("aria_queue")
-        if api is None or action not in ("retry", "cancel"):
-            return error_response(404, "not_found", f"no action {action!r} for jobs")
-        try:
-            job = await (api.retry_job(job_id) if action == "retry" else api.cancel_job(job_id))
-        except LookupError as exc:
-            return error_response(404, "not_found", str(exc))
-        except ValueError as exc:
-            return error_response(409, "conflict", str(exc))
-        return jsonify(job.to_json())
-
     @blueprint.get("/security")
     async def security() -> Response:
         """OpenBao's seal state and recent authentication events (never a secret value)."""

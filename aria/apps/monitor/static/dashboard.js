@@ -4,8 +4,9 @@
 
 const page = document.body.dataset.page;
 const isAdmin = document.body.dataset.admin === "yes";
+// Paths are the monitor's own unless they name another app's API (/api/v1/<app>/...).
 const api = (path, options = {}) =>
-  fetch(`/api/v1/monitor${path}`, { credentials: "same-origin", ...options }).then(async (response) => {
+  fetch(path.startsWith("/api/") ? path : `/api/v1/monitor${path}`, { credentials: "same-origin", ...options }).then(async (response) => {
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.error_description || `${response.status}`);
     return body;
@@ -174,7 +175,7 @@ const pages = {
         el("td", {}, el("button", { onclick: () => act(job.id, "retry") }, "Retry"), " ",
           el("button", { class: "danger", onclick: () => act(job.id, "cancel") }, "Cancel")))));
     };
-    const act = async (id, verb) => { try { await api(`/queue/jobs/${id}/${verb}`, { method: "POST" }); } catch (e) { alert(e.message); } load(); };
+    const act = async (id, verb) => { try { await api(`/api/v1/queue/jobs/${id}/${verb}`, { method: "POST" }); } catch (e) { alert(e.message); } load(); };
     stateSelect.addEventListener("change", load);
     await load();
     setInterval(load, 3000);
